@@ -1,0 +1,3 @@
+//! Terminal handlers: the stage that finally answers a request.
+
+pub mod static_files;
