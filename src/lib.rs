@@ -3,6 +3,15 @@
 //! The binary (`src/main.rs`) is only the command line; everything it does is available to
 //! embedders through [`Server`].
 
+pub mod access_log;
 pub mod body;
 pub mod config;
 pub mod handlers;
+pub mod limits;
+pub mod listen;
+pub mod pipeline;
+pub mod proto;
+pub mod server;
+pub mod signals;
+
+pub use server::{BoundServer, Server, ServerError};

@@ -1,1 +1,141 @@
-fn main() {}
+//! The `harrier` command line: parse arguments, load settings, run the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use harrier::config::{self, Config, LoadOptions};
+use harrier::Server;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{filter, EnvFilter, Layer as _};
+
+/// A fast, standalone HTTP server. `harrier DIR` serves DIR on http://127.0.0.1:8080.
+#[derive(Parser)]
+#[command(name = "harrier", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve APP_DIR (the default command).
+    Serve(ServeArgs),
+    /// Validate the settings, print the effective configuration, exit 0 (valid) or 1.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// The app directory to serve (default: the current directory).
+    app_dir: Option<PathBuf>,
+    /// Settings file (default: $HARRIER_CONFIG, else APP_DIR/harrier.toml if it exists).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen on URL instead of the configured endpoints (repeatable; port 0 picks a free port).
+    #[arg(short = 'l', long = "listen", value_name = "URL")]
+    listen: Vec<String>,
+    /// Port for the endpoint (when exactly one TCP endpoint is configured).
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The app directory (default: the current directory).
+    app_dir: Option<PathBuf>,
+    /// Settings file (default: $HARRIER_CONFIG, else APP_DIR/harrier.toml if it exists).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check(args)) => check(args),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn load_options(app_dir: Option<PathBuf>, config: Option<PathBuf>, listen: Vec<String>, port: Option<u16>) -> LoadOptions {
+    LoadOptions {
+        app_dir: app_dir.unwrap_or_else(|| PathBuf::from(".")),
+        config_file: config,
+        env: std::env::vars().collect(),
+        listen,
+        port,
+    }
+}
+
+/// Loads settings, printing the error and choosing the exit code on failure.
+fn load(opts: &LoadOptions) -> Result<Config, ExitCode> {
+    config::load(opts).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(if e.is_usage() { 2 } else { 1 })
+    })
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let opts = load_options(args.app_dir, args.config, Vec::new(), None);
+    match load(&opts) {
+        Ok(cfg) => {
+            print!("{}", cfg.to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let opts = load_options(args.app_dir, args.config, args.listen, args.port);
+    let cfg = match load(&opts) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
+    };
+    init_logging(&cfg);
+    match run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cfg: Config) -> anyhow::Result<()> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cfg.server.worker_threads > 0 {
+        rt.worker_threads(cfg.server.worker_threads);
+    }
+    let rt = rt.enable_all().build().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let bound = Server::from_config(cfg).bind().await?;
+        for url in bound.urls() {
+            eprintln!("listening on {url}");
+        }
+        bound.serve(harrier::signals::shutdown()).await;
+        Ok(())
+    })
+}
+
+/// Diagnostics go to stderr; the access log (target `harrier::access`) goes to stdout, bare.
+fn init_logging(cfg: &Config) {
+    let diagnostics = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},{}=info", cfg.log.level, harrier::access_log::TARGET)));
+    let is_access = |m: &tracing::Metadata<'_>| m.target() == harrier::access_log::TARGET;
+    let access = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stdout)
+        .without_time()
+        .with_level(false)
+        .with_target(false)
+        .with_filter(filter::filter_fn(is_access));
+    let diag = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter::filter_fn(move |m| !is_access(m)));
+    let _ = tracing_subscriber::registry().with(diagnostics).with(access).with(diag).try_init();
+}

@@ -1,0 +1,138 @@
+//! The hyper service of every connection: protocol-independent checks, then the handler.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, SERVER};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::{error_response, ConnInfo, Handler, ResponseBody};
+use crate::access_log::Record;
+use crate::config::{AccessLogFormat, Config, DataRate};
+use crate::limits::{ConnShared, LimitedBody};
+
+/// Everything a connection needs to answer requests; built once from the config.
+pub struct App {
+    handler: Handler,
+    add_server_header: bool,
+    max_body: Option<u64>,
+    body_rate: Option<DataRate>,
+    max_header_count: usize,
+    max_headers_total: usize,
+    access_log: AccessLogFormat,
+}
+
+impl App {
+    /// The request-handling part of `config`, answering with `handler`.
+    pub fn new(config: &Config, handler: Handler) -> Self {
+        App {
+            handler,
+            add_server_header: config.server.add_server_header,
+            max_body: config.limits.max_request_body_size,
+            body_rate: config.limits.min_request_body_data_rate,
+            max_header_count: config.limits.max_request_header_count,
+            max_headers_total: config.limits.max_request_headers_total_size,
+            access_log: config.log.access_log,
+        }
+    }
+
+    /// Answers a request that passed the entry checks, or the status of the failed check.
+    fn check(&self, req: &Request<Incoming>) -> Result<(), StatusCode> {
+        let headers = req.headers();
+        if headers.len() > self.max_header_count {
+            return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        }
+        if req.version() == Version::HTTP_2 {
+            // HTTP/1.1 heads were measured on the wire; HTTP/2 fields are measured here.
+            let total: usize = headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum();
+            if total > self.max_headers_total {
+                return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+            }
+        } else {
+            let mut hosts = headers.get_all(HOST).iter();
+            let first = hosts.next();
+            if hosts.next().is_some() || (first.is_none() && req.version() == Version::HTTP_11) {
+                return Err(StatusCode::BAD_REQUEST);
+            }
+        }
+        if let (Some(max), Some(len)) = (self.max_body, headers.get(CONTENT_LENGTH)) {
+            let len = len.to_str().ok().and_then(|s| s.parse::<u64>().ok());
+            if len.is_none_or(|len| len > max) {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One connection's service: shares the connection state and the app.
+#[derive(Clone)]
+pub struct Entry {
+    app: Arc<App>,
+    shared: Arc<ConnShared>,
+    conn: Arc<ConnInfo>,
+}
+
+impl Entry {
+    /// The service for one connection.
+    pub fn new(app: Arc<App>, shared: Arc<ConnShared>, conn: Arc<ConnInfo>) -> Self {
+        Entry { app, shared, conn }
+    }
+}
+
+type EntryFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Entry {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = EntryFuture;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let guard = self.shared.start_request();
+        let app = Arc::clone(&self.app);
+        let mut record = Record::start(
+            app.access_log,
+            self.conn.remote,
+            req.method(),
+            req.uri(),
+            req.version(),
+            req.headers(),
+        );
+        let checked = app.check(&req);
+        let is_h1 = req.version() != Version::HTTP_2;
+        let conn = Arc::clone(&self.conn);
+        Box::pin(async move {
+            let mut resp = match checked {
+                Ok(()) => {
+                    let (mut parts, incoming) = req.into_parts();
+                    parts.extensions.insert(conn);
+                    let body = LimitedBody::new(incoming, app.max_body, app.body_rate).boxed_unsync();
+                    (app.handler)(Request::from_parts(parts, body)).await
+                }
+                Err(status) => {
+                    let mut resp = error_response(status);
+                    if is_h1 {
+                        // The body (if any) is not read: the connection cannot be reused.
+                        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    resp
+                }
+            };
+            if app.add_server_header {
+                resp.headers_mut()
+                    .insert(SERVER, HeaderValue::from_static("harrier"));
+            }
+            if let Some(record) = record.as_mut() {
+                record.set_status(resp.status());
+            }
+            Ok(resp.map(|body| ResponseBody::new(body, Some(guard), record)))
+        })
+    }
+}

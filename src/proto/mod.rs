@@ -1,0 +1,156 @@
+//! HTTP/1.1 and HTTP/2 (h2c by prior knowledge) on one connection, driven by hyper.
+//!
+//! The protocol is decided by the first bytes (the HTTP/2 connection preface), then the
+//! endpoint's `protocols` decide whether it is served. The connection runs until it ends,
+//! its keep-alive timeout asks for a close, or the server drains.
+
+mod builders;
+mod sniff;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Protocols};
+use crate::limits::{ConnIo, ConnShared, HeadLimits, IoLimits};
+use crate::pipeline::{App, ConnInfo, Entry};
+
+pub use builders::Builders;
+use sniff::{sniff, Sniffed};
+
+/// What every connection of one server shares.
+pub struct ConnContext {
+    /// The request pipeline.
+    pub app: Arc<App>,
+    builders: Builders,
+    io_limits: IoLimits,
+    head_limits: HeadLimits,
+    /// Cancelled when connections should finish their current requests and close.
+    pub drain: CancellationToken,
+    /// Cancelled when connections must close now.
+    pub abort: CancellationToken,
+}
+
+impl ConnContext {
+    /// Connection settings from `config`, answering requests with `app`.
+    pub fn new(config: &Config, app: Arc<App>, drain: CancellationToken, abort: CancellationToken) -> Self {
+        let limits = &config.limits;
+        ConnContext {
+            app,
+            builders: Builders::new(config),
+            io_limits: IoLimits {
+                keep_alive_timeout: limits.keep_alive_timeout,
+                request_headers_timeout: limits.request_headers_timeout,
+                min_response_data_rate: limits.min_response_data_rate,
+            },
+            head_limits: HeadLimits {
+                max_request_line_size: limits.max_request_line_size,
+                max_header_count: limits.max_request_header_count,
+                max_headers_total_size: limits.max_request_headers_total_size,
+            },
+            drain,
+            abort,
+        }
+    }
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve_connection<S>(mut stream: S, protocols: Protocols, conn: ConnInfo, ctx: Arc<ConnContext>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let sniffed = tokio::select! {
+        s = tokio::time::timeout(ctx.io_limits.request_headers_timeout, sniff(&mut stream)) => s,
+        _ = ctx.drain.cancelled() => return,
+    };
+    let (is_h2, prefix) = match sniffed {
+        Ok(Ok(Sniffed { is_h2, prefix })) => (is_h2, prefix),
+        Ok(Err(e)) => {
+            tracing::debug!("connection closed before a request: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("no request within request_headers_timeout: closing connection");
+            return;
+        }
+    };
+    if (is_h2 && !protocols.http2) || (!is_h2 && !protocols.http1) {
+        tracing::debug!(h2 = is_h2, "protocol not enabled on this endpoint: closing connection");
+        return;
+    }
+    let shared = ConnShared::new();
+    let head_limits = (!is_h2).then_some(ctx.head_limits);
+    let io = TokioIo::new(ConnIo::new(stream, prefix, Arc::clone(&shared), ctx.io_limits, head_limits));
+    let service = Entry::new(Arc::clone(&ctx.app), Arc::clone(&shared), Arc::new(conn));
+    if is_h2 {
+        let conn = ctx.builders.h2.serve_connection(io, service);
+        drive(conn, &shared, &ctx).await;
+    } else {
+        let conn = ctx.builders.h1.serve_connection(io, service);
+        drive(conn, &shared, &ctx).await;
+    }
+}
+
+/// A hyper connection that can be asked to finish gracefully.
+trait Drain: Future {
+    fn drain(self: Pin<&mut Self>);
+}
+
+impl<I, S> Drain for hyper::server::conn::http1::Connection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, E, B> Drain for hyper::server::conn::http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+async fn drive<C, E>(conn: C, shared: &ConnShared, ctx: &ConnContext)
+where
+    C: Drain<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut conn = std::pin::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!("connection ended with an error: {e}");
+                }
+                return;
+            }
+            _ = shared.close.notified(), if !draining => {
+                tracing::trace!("keep-alive timeout: closing connection");
+                draining = true;
+                conn.as_mut().drain();
+            }
+            _ = ctx.drain.cancelled(), if !draining => {
+                draining = true;
+                conn.as_mut().drain();
+            }
+            _ = ctx.abort.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Shared helpers for integration tests: start a real server on 127.0.0.1:0, talk raw TCP.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harrier::config::{self, LoadOptions};
+use harrier::pipeline::Handler;
+use harrier::Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Every test step is bounded by this.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// A running in-process server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Signals shutdown and returns the task that completes when the server has stopped.
+    pub fn shutdown(&mut self) -> JoinHandle<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("server already shut down")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Loads `toml` (as if from `DIR/harrier.toml`) with the server listening on 127.0.0.1:0.
+pub fn config_for(dir: &Path, toml: &str) -> harrier::config::Config {
+    let opts = LoadOptions {
+        app_dir: dir.to_path_buf(),
+        config_file: None,
+        env: Vec::new(),
+        listen: vec!["http://127.0.0.1:0".to_owned()],
+        port: None,
+    };
+    config::load_str(toml, &dir.join("harrier.toml"), &opts).expect("test config must load")
+}
+
+/// Starts a server serving `dir` with settings `toml`.
+pub async fn start_in(dir: &Path, toml: &str, handler: Option<Handler>) -> TestServer {
+    let cfg = config_for(dir, toml);
+    let mut server = Server::from_config(cfg);
+    if let Some(h) = handler {
+        server = server.with_handler(h);
+    }
+    let bound = server.bind().await.expect("bind");
+    let addr = bound.local_addrs()[0];
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(bound.serve(async move {
+        let _ = stopped.await;
+    }));
+    TestServer { addr, dir: dir.to_path_buf(), stop: Some(stop), task: Some(task), _tmp: None }
+}
+
+/// Starts a server over a fresh temporary directory holding `files` (path, contents).
+pub async fn start(toml: &str, files: &[(&str, &[u8])]) -> TestServer {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (path, contents) in files {
+        let p = tmp.path().join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, contents).expect("write");
+    }
+    let mut server = start_in(tmp.path(), toml, None).await;
+    server._tmp = Some(tmp);
+    server
+}
+
+/// Starts a server answering every request with `handler` (over an empty directory).
+pub async fn start_with(toml: &str, handler: Handler) -> TestServer {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut server = start_in(tmp.path(), toml, Some(handler)).await;
+    server._tmp = Some(tmp);
+    server
+}
+
+/// Opens a raw TCP connection.
+pub async fn connect(addr: SocketAddr) -> TcpStream {
+    tokio::time::timeout(STEP, TcpStream::connect(addr)).await.expect("connect timeout").expect("connect")
+}
+
+/// Sends `bytes` and reads until the server closes the connection (bounded by `STEP`).
+pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = connect(addr).await;
+    s.write_all(bytes).await.expect("write");
+    read_to_close(&mut s).await
+}
+
+/// Reads until EOF or a connection reset, bounded by `STEP`.
+pub async fn read_to_close(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(STEP, read).await.expect("server did not close the connection in time");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads one response head plus `content-length` body bytes from a kept-alive connection.
+pub async fn read_response(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = async {
+        loop {
+            if let Some(end) = find(&out, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if out.len() >= end + 4 + len {
+                    break;
+                }
+            }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(STEP, read).await.expect("no complete response in time");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The status code of a raw HTTP/1.1 response.
+pub fn status_of(resp: &str) -> u16 {
+    resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
