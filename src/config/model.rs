@@ -120,7 +120,7 @@ pub struct EndpointConfig {
 }
 
 /// A parsed endpoint URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenUrl {
     /// `http://HOST:PORT`; HOST is an IP literal, `localhost` (127.0.0.1) or `*` (all interfaces).
     Http(SocketAddr),

@@ -1,0 +1,327 @@
+//! `[[endpoints]]`: listen URLs, protocols, the `--port` override, and the keys that wait for
+//! TLS support.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use super::error::{Diagnostic, Origin};
+use super::model::{EndpointConfig, ListenUrl, Protocols};
+use super::reader::{Field, Section};
+
+/// Keys of the TLS endpoints to come: recognised (so no "did you mean"), but refused.
+const TLS_KEYS: [&str; 5] = [
+    "certificate",
+    "certificates_dir",
+    "tls_versions",
+    "client_certificate",
+    "client_ca",
+];
+
+/// What the protocols list may hold.
+const PROTOCOLS: [&str; 3] = ["http1", "http2", "http3"];
+
+/// An endpoint read from the tree, with where its name and URL were written, for the
+/// duplicate checks.
+struct Read {
+    endpoint: EndpointConfig,
+    name_at: Option<Field>,
+    url_at: Field,
+}
+
+/// Reads `[[endpoints]]` (a default one when none are configured), applies `--port`, and
+/// rejects duplicate names and addresses. Relative unix socket paths resolve against
+/// `base_dir`, or the current directory when given on the command line.
+pub(crate) fn endpoints(
+    root: &mut Section,
+    base_dir: &Path,
+    port: Option<u16>,
+) -> Vec<EndpointConfig> {
+    let mut read = Vec::new();
+    if let Some(field) = root.take("endpoints") {
+        let expected = |_| field.expected("an array of tables ([[endpoints]])");
+        let tables = root.check(&field, field.items().map_err(expected));
+        for table in tables.unwrap_or_default() {
+            let mut t = Section::new(table.path, table.node);
+            read.extend(endpoint(&mut t, base_dir));
+            t.close_into(root);
+        }
+    }
+    let mut default = Vec::new();
+    if read.is_empty() {
+        default.push(EndpointConfig::default());
+    }
+    if let Some(port) = port {
+        let all = read.iter_mut().map(|r| &mut r.endpoint).chain(&mut default);
+        apply_port(all, port, root);
+    }
+    check_duplicates(&read, root);
+    read.into_iter()
+        .map(|r| r.endpoint)
+        .chain(default)
+        .collect()
+}
+
+/// One `[[endpoints]]` table; `None` when its URL is unusable (the problem is recorded).
+fn endpoint(t: &mut Section, base_dir: &Path) -> Option<Read> {
+    let name_at = t.take("name");
+    let name = name_at.as_ref().and_then(|f| {
+        let result = f.string().and_then(|name| match name.trim().is_empty() {
+            true => Err("must not be empty".to_owned()),
+            false => Ok(name),
+        });
+        t.check(f, result)
+    });
+    let url_at = t.take("url");
+    let url = match &url_at {
+        Some(f) => t.check(
+            f,
+            f.string()
+                .and_then(|text| parse_url(&text, &url_base(f, base_dir))),
+        ),
+        None => {
+            let problem = "missing: every endpoint needs a url such as \"http://127.0.0.1:8080\"";
+            t.report(Diagnostic::new(
+                t.origin().clone(),
+                format!("{}.url", t.path()),
+                problem,
+            ));
+            None
+        }
+    };
+    let protocols = protocols(t);
+    let proxy_protocol = t.read("proxy_protocol", false, |f| match f.bool()? {
+        true => Err("the PROXY protocol is not supported yet".to_owned()),
+        false => Ok(false),
+    });
+    for key in TLS_KEYS {
+        if let Some(f) = t.take(key) {
+            t.report(f.problem("needs an https:// endpoint, which is not supported yet"));
+        }
+    }
+    Some(Read {
+        endpoint: EndpointConfig {
+            name,
+            url: url?,
+            protocols,
+            proxy_protocol,
+        },
+        name_at,
+        url_at: url_at?,
+    })
+}
+
+/// Relative socket paths from the command line resolve against the current directory, as a
+/// shell user expects; from settings, against the settings file's directory.
+fn url_base(f: &Field, base_dir: &Path) -> std::path::PathBuf {
+    match f.node.origin {
+        Origin::Cli(_) => super::defaults::absolute(Path::new(".")),
+        _ => base_dir.to_path_buf(),
+    }
+}
+
+/// `protocols`: a non-empty list of distinct known protocols; http3 waits for https://.
+fn protocols(t: &mut Section) -> Protocols {
+    let Some(field) = t.take("protocols") else {
+        return Protocols::default();
+    };
+    let Some(items) = t.check(&field, field.items()) else {
+        return Protocols::default();
+    };
+    if items.is_empty() {
+        t.report(field.problem("must list at least one protocol: http1, http2"));
+        return Protocols::default();
+    }
+    let mut set = Protocols {
+        http1: false,
+        http2: false,
+        http3: false,
+    };
+    for item in &items {
+        let Some(protocol) = t.check(item, item.choice(&PROTOCOLS)) else {
+            continue;
+        };
+        let slot = match protocol {
+            "http1" => &mut set.http1,
+            "http2" => &mut set.http2,
+            _ => {
+                t.report(
+                    item.problem("http3 needs an https:// endpoint, which is not supported yet"),
+                );
+                continue;
+            }
+        };
+        if std::mem::replace(slot, true) {
+            t.report(item.problem(format!("{protocol} is listed twice")));
+        }
+    }
+    set
+}
+
+/// Parses `http://HOST:PORT` or `unix:PATH`; what else a user might write gets a message
+/// that says what to write instead.
+pub(crate) fn parse_url(text: &str, base_dir: &Path) -> Result<ListenUrl, String> {
+    let scheme_end = text.find(':').map_or(0, |i| i + 1);
+    let (scheme, rest) = text.split_at(scheme_end);
+    match scheme.to_ascii_lowercase().as_str() {
+        "unix:" => unix_socket(rest, base_dir),
+        "http:" => match rest.strip_prefix("//") {
+            Some(authority) => {
+                host_port(authority.strip_suffix('/').unwrap_or(authority)).map(ListenUrl::Http)
+            }
+            None => Err(bad_url(text)),
+        },
+        "https:" => Err(
+            "https:// endpoints are not supported yet: TLS arrives in a later release".to_owned(),
+        ),
+        _ => Err(bad_url(text)),
+    }
+}
+
+fn bad_url(text: &str) -> String {
+    format!("expected a URL like \"http://127.0.0.1:8080\" or \"unix:/run/harrier.sock\", found {text:?}")
+}
+
+/// `HOST:PORT` where HOST is an IPv4 literal, `[IPv6]`, `localhost` or `*`/`+` (all
+/// interfaces); names other than localhost are refused because binding needs an address.
+fn host_port(authority: &str) -> Result<SocketAddr, String> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("unclosed [ in {authority:?}"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = port.ok_or_else(|| {
+        format!("missing port in {authority:?}: write HOST:PORT, e.g. \"127.0.0.1:8080\"")
+    })?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("the port must be a number from 0 to 65535, found {port:?}"))?;
+    let ip = match host.to_ascii_lowercase().as_str() {
+        "*" | "+" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        _ if authority.starts_with('[') => host
+            .parse()
+            .map_err(|_| format!("not an IPv6 address: {host:?}"))?,
+        _ => host.parse::<Ipv4Addr>().map(IpAddr::V4).map_err(|_| {
+            format!("the host must be an IP address, localhost or *, found {host:?}")
+        })?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[cfg(unix)]
+fn unix_socket(path: &str, base_dir: &Path) -> Result<ListenUrl, String> {
+    if path.is_empty() {
+        return Err(
+            "a unix: endpoint needs a socket path, e.g. \"unix:/run/harrier.sock\"".to_owned(),
+        );
+    }
+    Ok(ListenUrl::Unix(base_dir.join(path)))
+}
+
+#[cfg(not(unix))]
+fn unix_socket(_path: &str, _base_dir: &Path) -> Result<ListenUrl, String> {
+    Err("unix: endpoints are only available on Unix-like systems".to_owned())
+}
+
+/// `--port N`: sets the port of the one http:// endpoint; with several, which one is meant
+/// is a guess, so it is refused.
+fn apply_port<'a>(
+    endpoints: impl Iterator<Item = &'a mut EndpointConfig>,
+    port: u16,
+    root: &mut Section,
+) {
+    let mut tcp: Vec<&mut SocketAddr> = endpoints
+        .filter_map(|e| match &mut e.url {
+            ListenUrl::Http(addr) => Some(addr),
+            ListenUrl::Unix(_) => None,
+        })
+        .collect();
+    let problem = match tcp.as_mut_slice() {
+        [addr] => return addr.set_port(port),
+        [] => "--port needs an http:// endpoint, but only unix: endpoints are configured".to_owned(),
+        several => format!(
+            "--port needs exactly one http:// endpoint, but {} are configured: use --listen instead",
+            several.len()
+        ),
+    };
+    root.report(Diagnostic::new(
+        Origin::Cli("option --port".to_owned()),
+        "endpoints",
+        problem,
+    ));
+}
+
+/// Two endpoints with one name would make sites' references ambiguous; two with one
+/// address would fail to bind (port 0 is exempt: each gets its own free port).
+fn check_duplicates(read: &[Read], root: &mut Section) {
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    let mut urls: HashMap<&ListenUrl, &str> = HashMap::new();
+    for r in read {
+        let table = r.url_at.path.trim_end_matches(".url");
+        if let (Some(name), Some(at)) = (&r.endpoint.name, &r.name_at) {
+            if let Some(first) = names.insert(name, table) {
+                root.report(at.problem(format!("the name {name:?} is already used by {first}")));
+            }
+        }
+        let port_zero = matches!(r.endpoint.url, ListenUrl::Http(addr) if addr.port() == 0);
+        if !port_zero {
+            if let Some(first) = urls.insert(&r.endpoint.url, table) {
+                root.report(
+                    r.url_at
+                        .problem(format!("{} is already used by {first}", r.endpoint.url)),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Result<String, String> {
+        parse_url(text, Path::new("/base")).map(|u| u.to_string())
+    }
+
+    #[test]
+    fn url_forms() {
+        assert_eq!(
+            url("http://127.0.0.1:8080"),
+            Ok("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            url("HTTP://localhost:80/"),
+            Ok("http://127.0.0.1:80".into())
+        );
+        assert_eq!(url("http://*:0"), Ok("http://0.0.0.0:0".into()));
+        assert_eq!(url("http://[::1]:8443"), Ok("http://[::1]:8443".into()));
+        #[cfg(unix)]
+        {
+            assert_eq!(url("unix:/run/h.sock"), Ok("unix:/run/h.sock".into()));
+            assert_eq!(url("unix:h.sock"), Ok("unix:/base/h.sock".into()));
+        }
+    }
+
+    #[test]
+    fn bad_urls() {
+        for text in [
+            "http://example.com:80",
+            "http://127.0.0.1",
+            "http://127.0.0.1:99999",
+            "http://[::1:80",
+            "ftp://x:1",
+            "127.0.0.1:8080",
+            "https://0.0.0.0:443",
+            "unix:",
+        ] {
+            assert!(url(text).is_err(), "{text}");
+        }
+    }
+}
