@@ -89,6 +89,8 @@ fn static_handler(config: &Config) -> Result<Handler, ServerError> {
     let files = Arc::new(files);
     Ok(crate::pipeline::handler_fn(move |req| {
         let files = Arc::clone(&files);
+        // The body is not needed, and dropping it keeps the future `Send`.
+        let req = req.map(|_| ());
         async move { files.serve(&req).await }
     }))
 }

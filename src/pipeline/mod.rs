@@ -43,6 +43,17 @@ pub struct ConnInfo {
     pub endpoint: Arc<str>,
 }
 
+/// The response for a request body that could not be read (too large, too slow, malformed).
+/// The connection is closed afterwards, since the rest of the body is never read.
+pub fn body_error_response(err: &crate::body::BoxError) -> Response<Body> {
+    let mut resp = error_response(crate::limits::BodyLimitError::status(err));
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
 /// A short plain-text response for `status`.
 pub fn error_response(status: StatusCode) -> Response<Body> {
     let text = format!(
