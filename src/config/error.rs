@@ -30,12 +30,13 @@ pub enum Origin {
 
 impl Origin {
     /// Orders origins the way a user reads them: the file top to bottom, then the
-    /// environment, then the command line.
+    /// environment by variable name, then the command line as it was read (sorting is
+    /// stable).
     fn sort_key(&self) -> (u8, usize, &str) {
         match self {
             Origin::File { offset, .. } => (0, *offset, ""),
             Origin::Env(name) => (1, 0, name),
-            Origin::Cli(what) => (2, 0, what),
+            Origin::Cli(_) => (2, 0, ""),
         }
     }
 }

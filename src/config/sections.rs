@@ -83,7 +83,9 @@ pub(crate) fn limits(root: &mut Section) -> Limits {
 /// keep their defaults.
 fn data_rate(t: &mut Section, key: &'static str) -> Option<DataRate> {
     let d = DataRate::default();
-    let field = t.take(key)?;
+    let Some(field) = t.take(key) else {
+        return Some(d);
+    };
     if !matches!(field.node.value, Value::Table(_)) {
         let result = field.or_keyword(OFF, |f| Err(f.expected(RATE)));
         return t.check(&field, result).unwrap_or(Some(d));
@@ -219,6 +221,9 @@ fn check_dir(dir: &Path) -> Result<PathBuf, String> {
     match std::fs::metadata(&dir) {
         Ok(meta) if meta.is_dir() => Ok(dir),
         Ok(_) => Err(format!("{} is not a directory", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("directory {} does not exist", dir.display()))
+        }
         Err(e) => Err(format!(
             "cannot use {} as the static root: {e}",
             dir.display()
