@@ -66,9 +66,12 @@ pub(crate) fn endpoints(
 fn endpoint(t: &mut Section, base_dir: &Path) -> Option<Read> {
     let name_at = t.take("name");
     let name = name_at.as_ref().and_then(|f| {
-        let result = f.string().and_then(|name| match name.trim().is_empty() {
-            true => Err("must not be empty".to_owned()),
-            false => Ok(name),
+        let result = f.string().and_then(|name| {
+            if name.trim().is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                Ok(name)
+            }
         });
         t.check(f, result)
     });
@@ -90,9 +93,12 @@ fn endpoint(t: &mut Section, base_dir: &Path) -> Option<Read> {
         }
     };
     let protocols = protocols(t);
-    let proxy_protocol = t.read("proxy_protocol", false, |f| match f.bool()? {
-        true => Err("the PROXY protocol is not supported yet".to_owned()),
-        false => Ok(false),
+    let proxy_protocol = t.read("proxy_protocol", false, |f| {
+        if f.bool()? {
+            Err("the PROXY protocol is not supported yet".to_owned())
+        } else {
+            Ok(false)
+        }
     });
     for key in TLS_KEYS {
         if let Some(f) = t.take(key) {
@@ -245,9 +251,9 @@ fn apply_port<'a>(
         .collect();
     let problem = match tcp.as_mut_slice() {
         [addr] => return addr.set_port(port),
-        [] => "--port needs an http:// endpoint, but only unix: endpoints are configured".to_owned(),
+        [] => "needs an http:// endpoint, but only unix: endpoints are configured".to_owned(),
         several => format!(
-            "--port needs exactly one http:// endpoint, but {} are configured: use --listen instead",
+            "needs exactly one http:// endpoint, but {} are configured: use --listen instead",
             several.len()
         ),
     };

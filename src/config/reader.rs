@@ -254,7 +254,7 @@ impl Field {
         let list = allowed.join(", ");
         let mut message = self.expected(&format!("one of {list}"));
         if let Some(near) = suggest(&text.to_ascii_lowercase(), allowed) {
-            message.push_str(&format!(", did you mean \"{near}\"?"));
+            message = format!("{message}, did you mean \"{near}\"?");
         }
         Err(message)
     }
