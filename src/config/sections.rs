@@ -13,15 +13,18 @@ const UNLIMITED: &str = "unlimited";
 /// "off" where a feature may be disabled.
 const OFF: &str = "off";
 
+/// A timeout: a duration longer than zero (zero would close everything at once).
+fn timeout(f: &Field) -> Result<std::time::Duration, String> {
+    f.duration().and_then(positive)
+}
+
 /// `[server]`.
 pub(crate) fn server(root: &mut Section) -> ServerConfig {
     let d = ServerConfig::default();
     let mut t = root.section("server");
     let server = ServerConfig {
         add_server_header: t.read("add_server_header", d.add_server_header, Field::bool),
-        shutdown_timeout: t.read("shutdown_timeout", d.shutdown_timeout, |f| {
-            f.duration().and_then(positive)
-        }),
+        shutdown_timeout: t.read("shutdown_timeout", d.shutdown_timeout, timeout),
         shutdown_delay: t.read("shutdown_delay", d.shutdown_delay, Field::duration),
         worker_threads: t.read("worker_threads", d.worker_threads, |f| {
             narrow(in_range(f.count()?, 0, 1024)?, usize::MAX)
@@ -39,13 +42,11 @@ pub(crate) fn limits(root: &mut Section) -> Limits {
         max_request_body_size: t.read("max_request_body_size", d.max_request_body_size, |f| {
             f.or_keyword(UNLIMITED, Field::size)
         }),
-        keep_alive_timeout: t.read("keep_alive_timeout", d.keep_alive_timeout, |f| {
-            f.duration().and_then(positive)
-        }),
+        keep_alive_timeout: t.read("keep_alive_timeout", d.keep_alive_timeout, timeout),
         request_headers_timeout: t.read(
             "request_headers_timeout",
             d.request_headers_timeout,
-            |f| f.duration().and_then(positive),
+            timeout,
         ),
         max_request_line_size: t.read("max_request_line_size", d.max_request_line_size, |f| {
             narrow(at_least(f.size()?, 64)?, usize::MAX)
@@ -137,12 +138,12 @@ fn http2(limits: &mut Section) -> Http2Limits {
             window,
         ),
         keep_alive_ping_delay: t.read("keep_alive_ping_delay", d.keep_alive_ping_delay, |f| {
-            f.or_keyword(OFF, |f| f.duration().and_then(positive))
+            f.or_keyword(OFF, timeout)
         }),
         keep_alive_ping_timeout: t.read(
             "keep_alive_ping_timeout",
             d.keep_alive_ping_timeout,
-            |f| f.duration().and_then(positive),
+            timeout,
         ),
     };
     t.close_into(limits);
