@@ -129,16 +129,26 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
+    /// A header value; a number stands for that many seconds after the epoch, as a date.
     fn hv(s: &str) -> Option<HeaderValue> {
-        Some(HeaderValue::from_str(s).unwrap())
+        let text = match s.parse::<u64>() {
+            Ok(secs) => httpdate::fmt_http_date(at(secs)),
+            Err(_) => s.to_owned(),
+        };
+        Some(HeaderValue::from_str(&text).unwrap())
     }
 
-    fn date_of(secs: u64) -> Option<HeaderValue> {
-        hv(&httpdate::fmt_http_date(at(secs)))
-    }
-
-    fn eval(pre: Preconditions, safe: bool) -> Outcome {
-        // Sub-second part must not matter.
+    /// The outcome for a file last modified at 1_000_000.7 s with tag `ETAG`, given
+    /// If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since ("" = absent).
+    fn eval(headers: [&str; 4], safe: bool) -> Outcome {
+        let [im, ius, inm, ims] = headers.map(|h| if h.is_empty() { None } else { hv(h) });
+        let pre = Preconditions {
+            if_match: im,
+            if_unmodified_since: ius,
+            if_none_match: inm,
+            if_modified_since: ims,
+        };
+        // The sub-second part of the file time must not matter.
         evaluate(&pre, safe, ETAG, at(1_000_000) + Duration::from_millis(700))
     }
 
@@ -160,84 +170,39 @@ mod tests {
     }
 
     #[test]
-    fn if_match_before_everything() {
-        let pre = Preconditions {
-            if_match: hv("\"other\""),
-            if_none_match: hv("\"1f-abc\""),
-            ..Default::default()
-        };
-        assert_eq!(eval(pre, true), Outcome::Failed);
-        let pre = Preconditions {
-            if_match: hv("\"1f-abc\""),
-            if_unmodified_since: date_of(1),
-            ..Default::default()
-        };
-        // If-Unmodified-Since is ignored when If-Match is present.
-        assert_eq!(eval(pre, true), Outcome::Proceed);
-        let weak = Preconditions {
-            if_match: hv("W/\"1f-abc\""),
-            ..Default::default()
-        };
-        assert_eq!(eval(weak, true), Outcome::Failed);
-    }
-
-    #[test]
-    fn if_unmodified_since() {
-        let old = Preconditions {
-            if_unmodified_since: date_of(999_999),
-            ..Default::default()
-        };
-        assert_eq!(eval(old, true), Outcome::Failed);
-        let same = Preconditions {
-            if_unmodified_since: date_of(1_000_000),
-            ..Default::default()
-        };
-        assert_eq!(eval(same, true), Outcome::Proceed);
-        let bogus = Preconditions {
-            if_unmodified_since: hv("yesterday"),
-            ..Default::default()
-        };
-        assert_eq!(eval(bogus, true), Outcome::Proceed);
-    }
-
-    #[test]
-    fn if_none_match_beats_if_modified_since() {
-        let pre = Preconditions {
-            if_none_match: hv("\"nope\""),
-            if_modified_since: date_of(2_000_000),
-            ..Default::default()
-        };
-        assert_eq!(eval(pre, true), Outcome::Proceed);
-        let hit = Preconditions {
-            if_none_match: hv("W/\"1f-abc\", \"z\""),
-            ..Default::default()
-        };
-        assert_eq!(eval(hit.clone(), true), Outcome::NotModified);
-        assert_eq!(eval(hit, false), Outcome::Failed);
-        let star = Preconditions {
-            if_none_match: hv("*"),
-            ..Default::default()
-        };
-        assert_eq!(eval(star, true), Outcome::NotModified);
-    }
-
-    #[test]
-    fn if_modified_since() {
-        let same = Preconditions {
-            if_modified_since: date_of(1_000_000),
-            ..Default::default()
-        };
-        assert_eq!(eval(same.clone(), true), Outcome::NotModified);
-        assert_eq!(eval(same, false), Outcome::Proceed);
-        let older = Preconditions {
-            if_modified_since: date_of(999_999),
-            ..Default::default()
-        };
-        assert_eq!(eval(older, true), Outcome::Proceed);
-        let bogus = Preconditions {
-            if_modified_since: hv("not a date"),
-            ..Default::default()
-        };
-        assert_eq!(eval(bogus, true), Outcome::Proceed);
+    fn evaluation_order_of_rfc_9110() {
+        use Outcome::*;
+        let cases: [([&str; 4], bool, Outcome); 22] = [
+            (["", "", "", ""], true, Proceed),
+            // If-Match: strong comparison, `*`, checked first.
+            (["\"other\"", "", "", ""], true, Failed),
+            (["W/\"1f-abc\"", "", "", ""], true, Failed),
+            (["\"x\", \"1f-abc\"", "", "", ""], true, Proceed),
+            (["*", "", "", ""], true, Proceed),
+            (["\"other\"", "", "\"1f-abc\"", ""], true, Failed),
+            // If-Unmodified-Since only without If-Match; invalid dates are ignored.
+            (["\"1f-abc\"", "1", "", ""], true, Proceed),
+            (["", "999999", "", ""], true, Failed),
+            (["", "1000000", "", ""], true, Proceed),
+            (["", "yesterday", "", ""], true, Proceed),
+            // If-None-Match: weak comparison, lists, `*`; 412 for unsafe methods.
+            (["", "", "W/\"1f-abc\", \"z\"", ""], true, NotModified),
+            (["", "", "W/\"1f-abc\"", ""], false, Failed),
+            (["", "", "*", ""], true, NotModified),
+            (["", "", "\"nope\"", ""], true, Proceed),
+            // If-Modified-Since only without If-None-Match, and only for GET/HEAD.
+            (["", "", "\"nope\"", "2000000"], true, Proceed),
+            (["", "", "", "1000000"], true, NotModified),
+            (["", "", "", "2000000"], true, NotModified),
+            (["", "", "", "1000000"], false, Proceed),
+            (["", "", "", "999999"], true, Proceed),
+            (["", "", "", "not a date"], true, Proceed),
+            // A passing If-Match still lets If-None-Match answer 304.
+            (["\"1f-abc\"", "", "\"1f-abc\"", ""], true, NotModified),
+            (["", "1000000", "", "1000000"], true, NotModified),
+        ];
+        for (headers, safe, want) in cases {
+            assert_eq!(eval(headers, safe), want, "{headers:?} safe={safe}");
+        }
     }
 }

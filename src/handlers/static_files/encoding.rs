@@ -66,7 +66,7 @@ impl Accept {
         let text = String::from_utf8_lossy(value);
         for element in text.split(',') {
             let mut params = element.split(';');
-            let coding = params.next().unwrap_or("").trim().to_ascii_lowercase();
+            let coding = params.next().unwrap_or("").trim();
             let mut q = Some(1000);
             for param in params {
                 if let Some((name, value)) = param.split_once('=') {
@@ -77,13 +77,19 @@ impl Accept {
             }
             // A malformed element is skipped rather than guessed at.
             let Some(q) = q else { continue };
-            let slot = match coding.as_str() {
-                "br" => &mut accept.br,
-                "zstd" => &mut accept.zstd,
-                "gzip" | "x-gzip" => &mut accept.gzip,
-                "identity" => &mut accept.identity,
-                "*" => &mut accept.any,
-                _ => continue,
+            let is = |name: &str| coding.eq_ignore_ascii_case(name);
+            let slot = if is("br") {
+                &mut accept.br
+            } else if is("zstd") {
+                &mut accept.zstd
+            } else if is("gzip") || is("x-gzip") {
+                &mut accept.gzip
+            } else if is("identity") {
+                &mut accept.identity
+            } else if coding == "*" {
+                &mut accept.any
+            } else {
+                continue;
             };
             // The first mention of a coding wins; repeating one is a client bug.
             slot.get_or_insert(q);

@@ -201,6 +201,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn disk_bodies_come_in_bounded_chunks() {
+        let data = vec![9u8; 5 * CHUNK + 1];
+        let (_d, file) = disk(&data).await;
+        let mut body = single(Source::Disk(file), 0..data.len() as u64);
+        let mut total = 0;
+        while let Some(frame) = body.frame().await {
+            let chunk = frame.unwrap().into_data().unwrap();
+            assert!(!chunk.is_empty() && chunk.len() <= CHUNK, "{}", chunk.len());
+            total += chunk.len();
+        }
+        assert_eq!(total, data.len());
+    }
+
+    #[tokio::test]
     async fn multipart_layout_and_length() {
         let data: Vec<u8> = (0..200u8).collect();
         let ct = HeaderValue::from_static("text/plain");

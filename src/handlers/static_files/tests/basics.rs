@@ -172,6 +172,27 @@ async fn special_files_are_not_served() {
     assert_eq!(s.get("/sock").await.status, StatusCode::NOT_FOUND);
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn unreadable_files_are_403() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = site(&[("locked.txt", b"x"), ("closed/inner.txt", b"y")], |_| {});
+    std::fs::set_permissions(s.path("locked.txt"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(s.path("closed"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(s.path("locked.txt")).is_ok() {
+        // Running as root: permissions do not apply, nothing to test.
+        return;
+    }
+    assert_eq!(s.get("/locked.txt").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.get("/closed/inner.txt").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Errors are not cached: fixing the permissions fixes the response.
+    std::fs::set_permissions(s.path("locked.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(s.get("/locked.txt").await.status, StatusCode::OK);
+}
+
 #[test]
 fn bad_settings_are_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,10 +5,16 @@ use http::StatusCode;
 use super::{site, Site};
 use crate::handlers::static_files::StaticFiles;
 
+/// A directory outside any root, holding `secret.txt`.
+fn secret_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "TOP SECRET").unwrap();
+    dir
+}
+
 /// A root inside a parent that holds a secret next to it, so `..` would find it.
 fn jailed() -> Site {
-    let parent = tempfile::tempdir().unwrap();
-    std::fs::write(parent.path().join("secret.txt"), "TOP SECRET").unwrap();
+    let parent = secret_dir();
     let root = parent.path().join("root");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("ok.txt"), "ok").unwrap();
@@ -90,8 +96,7 @@ async fn hidden_files_are_404_unless_allowed() {
 #[tokio::test]
 async fn symlinks_out_of_the_root_are_404_unless_followed() {
     use std::os::unix::fs::symlink;
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("secret.txt"), "TOP SECRET").unwrap();
+    let outside = secret_dir();
     let make = |follow: bool| {
         let s = site(&[("real.txt", b"real"), (".env", b"KEY")], |c| {
             c.follow_symlinks = follow
@@ -126,8 +131,7 @@ async fn symlinks_out_of_the_root_are_404_unless_followed() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_link_swapped_in_after_caching_is_noticed_on_revalidation() {
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("secret.txt"), "TOP SECRET").unwrap();
+    let outside = secret_dir();
     let s = site(&[("f.txt", b"fine")], |c| {
         c.cache.revalidate_after = std::time::Duration::ZERO
     });
