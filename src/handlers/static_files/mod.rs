@@ -1,12 +1,12 @@
 //! The `static` handler: files below one root directory, served safely and cacheably.
 //!
-//! A request flows: method check → [`resolve::decode_path`] (URL-level safety) → cache or
-//! [`lookup::resolve`] (file-system-level safety, index files, sidecars) → sidecar choice
-//! ([`encoding`]) → preconditions ([`conditional`]) and ranges ([`range`]) → response
-//! ([`respond`]), with bytes from memory or streamed from disk ([`file_body`]).
+//! A request flows: method check → `resolve::decode_path` (URL-level safety) → cache or
+//! `lookup::resolve` (file-system-level safety, index files, sidecars) → sidecar choice
+//! (`encoding`) → preconditions (`conditional`) and ranges (`range`) → response
+//! (`respond`), with bytes from memory or streamed from disk (`file_body`).
 //!
 //! Everything that can be computed per file rather than per request (resolved paths, sidecar
-//! existence, header values, small files' bytes) lives in the [`cache`].
+//! existence, header values, small files' bytes) lives in the `cache`.
 
 mod cache;
 mod conditional;
