@@ -77,7 +77,8 @@ impl Record {
     }
 
     fn remote(&self) -> String {
-        self.remote.map_or_else(|| "-".to_owned(), |a| a.ip().to_string())
+        self.remote
+            .map_or_else(|| "-".to_owned(), |a| a.ip().to_string())
     }
 
     fn combined(&self, sent: u64) -> String {

@@ -13,7 +13,12 @@ use tracing_subscriber::{filter, EnvFilter, Layer as _};
 
 /// A fast, standalone HTTP server. `harrier DIR` serves DIR on http://127.0.0.1:8080.
 #[derive(Parser)]
-#[command(name = "harrier", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "harrier",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -62,7 +67,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_options(app_dir: Option<PathBuf>, config: Option<PathBuf>, listen: Vec<String>, port: Option<u16>) -> LoadOptions {
+fn load_options(
+    app_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+    listen: Vec<String>,
+    port: Option<u16>,
+) -> LoadOptions {
     LoadOptions {
         app_dir: app_dir.unwrap_or_else(|| PathBuf::from(".")),
         config_file: config,
@@ -112,7 +122,10 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.server.worker_threads > 0 {
         rt.worker_threads(cfg.server.worker_threads);
     }
-    let rt = rt.enable_all().build().context("cannot start the async runtime")?;
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(async {
         let bound = Server::from_config(cfg).bind().await?;
         for url in bound.urls() {
@@ -125,8 +138,13 @@ fn run(cfg: Config) -> anyhow::Result<()> {
 
 /// Diagnostics go to stderr; the access log (target `harrier::access`) goes to stdout, bare.
 fn init_logging(cfg: &Config) {
-    let diagnostics = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},{}=info", cfg.log.level, harrier::access_log::TARGET)));
+    let diagnostics = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{},{}=info",
+            cfg.log.level,
+            harrier::access_log::TARGET
+        ))
+    });
     let is_access = |m: &tracing::Metadata<'_>| m.target() == harrier::access_log::TARGET;
     let access = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stdout)
@@ -137,5 +155,9 @@ fn init_logging(cfg: &Config) {
     let diag = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter::filter_fn(move |m| !is_access(m)));
-    let _ = tracing_subscriber::registry().with(diagnostics).with(access).with(diag).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(diagnostics)
+        .with(access)
+        .with(diag)
+        .try_init();
 }

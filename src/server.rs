@@ -44,7 +44,10 @@ pub struct Server {
 impl Server {
     /// A server that will do what `config` says.
     pub fn from_config(config: Config) -> Self {
-        Server { config, handler: None }
+        Server {
+            config,
+            handler: None,
+        }
     }
 
     /// Answers every request with `handler` instead of the static files of the app
@@ -110,7 +113,10 @@ impl BoundServer {
 
     /// The TCP addresses bound, in endpoint order.
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.listeners.iter().filter_map(|(l, _)| l.local_addr()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|(l, _)| l.local_addr())
+            .collect()
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully: keeps serving for
@@ -122,7 +128,12 @@ impl BoundServer {
         let abort = CancellationToken::new();
         let tracker = TaskTracker::new();
         let limiter = ConnectionLimiter::new(self.config.limits.max_concurrent_connections);
-        let ctx = Arc::new(ConnContext::new(&self.config, self.app, drain.clone(), abort.clone()));
+        let ctx = Arc::new(ConnContext::new(
+            &self.config,
+            self.app,
+            drain.clone(),
+            abort.clone(),
+        ));
 
         let mut unix_paths = Vec::new();
         let mut acceptors = Vec::new();
@@ -136,9 +147,13 @@ impl BoundServer {
                 let ctx = Arc::clone(&ctx);
                 async move {
                     match stream {
-                        AcceptedStream::Tcp(s) => proto::serve_connection(s, protocols, info, ctx).await,
+                        AcceptedStream::Tcp(s) => {
+                            proto::serve_connection(s, protocols, info, ctx).await
+                        }
                         #[cfg(unix)]
-                        AcceptedStream::Unix(s) => proto::serve_connection(s, protocols, info, ctx).await,
+                        AcceptedStream::Unix(s) => {
+                            proto::serve_connection(s, protocols, info, ctx).await
+                        }
                     }
                 }
             };
@@ -165,7 +180,10 @@ impl BoundServer {
         }
         drain.cancel();
         tracker.close();
-        if tokio::time::timeout(server.shutdown_timeout, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(server.shutdown_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 "shutdown_timeout reached with {} connections open: closing them",
                 limiter.open()

@@ -26,7 +26,11 @@ impl Drop for Running {
 /// Starts the binary with `args` and waits for `expect_urls` "listening on" lines.
 fn spawn(args: &[&str], env: &[(&str, &str)], dir: &Path, expect_urls: usize) -> Running {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    cmd.args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     cmd.env_remove("HARRIER_CONFIG").env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);
@@ -43,12 +47,18 @@ fn spawn(args: &[&str], env: &[(&str, &str)], dir: &Path, expect_urls: usize) ->
     });
     let mut urls = Vec::new();
     while urls.len() < expect_urls {
-        let line = rx.recv_timeout(STEP).expect("harrier printed no listening line in time");
+        let line = rx
+            .recv_timeout(STEP)
+            .expect("harrier printed no listening line in time");
         if let Some(url) = line.strip_prefix("listening on ") {
             urls.push(url.to_owned());
         }
     }
-    Running { child, urls, stderr: rx }
+    Running {
+        child,
+        urls,
+        stderr: rx,
+    }
 }
 
 fn site() -> tempfile::TempDir {
@@ -64,7 +74,11 @@ fn curl(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("curl must be installed (.ci/run installs it)");
-    assert!(out.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -80,14 +94,21 @@ fn run(args: &[&str], dir: &Path) -> std::process::Output {
 
 #[cfg(unix)]
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(ok.success());
     let (tx, rx) = mpsc::channel();
     let pid = child.id();
     std::thread::spawn(move || {
         // Bound the wait: if harrier hangs, kill it so the test fails instead of hanging.
         if rx.recv_timeout(STEP).is_err() {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
         }
     });
     let status = child.wait().unwrap();
@@ -98,7 +119,12 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 #[test]
 fn serves_a_directory_over_http1_and_h2c_with_curl() {
     let dir = site();
-    let server = spawn(&["serve", ".", "--listen", "http://127.0.0.1:0"], &[], dir.path(), 1);
+    let server = spawn(
+        &["serve", ".", "--listen", "http://127.0.0.1:0"],
+        &[],
+        dir.path(),
+        1,
+    );
     let url = format!("{}/data.txt", server.urls[0]);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let out = curl(&["--http1.1", "-i", &url]);
@@ -108,7 +134,10 @@ fn serves_a_directory_over_http1_and_h2c_with_curl() {
     let out = curl(&["--http2-prior-knowledge", "-i", &url]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HTTP/2 200"), "{text}");
-    assert!(text.to_ascii_lowercase().contains("server: harrier"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("server: harrier"),
+        "{text}"
+    );
     let out = curl(&["--http1.1", "-I", &server.urls[0]]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 200"));
 }
@@ -118,7 +147,11 @@ fn app_dir_alone_is_enough() {
     // `harrier DIR` is `harrier serve DIR`; --port 0 keeps the default host.
     let dir = site();
     let server = spawn(&[".", "--port", "0"], &[], dir.path(), 1);
-    assert!(server.urls[0].starts_with("http://127.0.0.1:"), "{:?}", server.urls);
+    assert!(
+        server.urls[0].starts_with("http://127.0.0.1:"),
+        "{:?}",
+        server.urls
+    );
     let out = curl(&[&server.urls[0]]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "<h1>hello</h1>");
 }
@@ -142,17 +175,32 @@ fn settings_discovery_env_overrides_and_precedence() {
     )
     .unwrap();
     // APP_DIR/harrier.toml is found; the environment beats the file.
-    let server = spawn(&["serve", "."], &[("HARRIER__SERVER__ADD_SERVER_HEADER", "false")], dir.path(), 1);
+    let server = spawn(
+        &["serve", "."],
+        &[("HARRIER__SERVER__ADD_SERVER_HEADER", "false")],
+        dir.path(),
+        1,
+    );
     let out = curl(&["-i", &server.urls[0]]);
     let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 200"), "{text}");
-    assert!(!text.contains("server: harrier"), "env override ignored: {text}");
+    assert!(
+        !text.contains("server: harrier"),
+        "env override ignored: {text}"
+    );
     drop(server);
     // HARRIER_CONFIG names another file; -l on the command line beats every endpoint in it.
     let other = dir.path().join("other.toml");
     std::fs::write(&other, "[[endpoints]]\nurl = \"http://127.0.0.1:1\"\n").unwrap();
     let server = spawn(
-        &["serve", ".", "-l", "http://127.0.0.1:0", "-l", "http://127.0.0.1:0"],
+        &[
+            "serve",
+            ".",
+            "-l",
+            "http://127.0.0.1:0",
+            "-l",
+            "http://127.0.0.1:0",
+        ],
         &[("HARRIER_CONFIG", other.to_str().unwrap())],
         dir.path(),
         2,
@@ -171,25 +219,40 @@ fn the_access_log_goes_to_stdout_in_combined_format() {
     let stdout = server.child.stdout.take().unwrap();
     let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
-    assert!(line.contains("] \"GET /data.txt HTTP/1.1\" 200 10 \"-\" \"test-agent\""), "{line}");
+    assert!(
+        line.contains("] \"GET /data.txt HTTP/1.1\" 200 10 \"-\" \"test-agent\""),
+        "{line}"
+    );
 }
 
 #[test]
 fn check_prints_the_effective_config_or_the_error() {
     let dir = site();
     let out = run(&["check", "."], dir.path());
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("max_request_body_size"), "{text}");
     assert!(text.contains("[[endpoints]]"), "{text}");
 
-    std::fs::write(dir.path().join("bad.toml"), "[limits]\nmax_reqest_body_size = 10\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[limits]\nmax_reqest_body_size = 10\n",
+    )
+    .unwrap();
     let out = run(&["check", "-c", "bad.toml"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:2:1"), "{err}");
     assert!(err.contains("limits.max_reqest_body_size"), "{err}");
-    assert!(err.contains("max_request_body_size"), "no suggestion: {err}");
+    assert!(
+        err.contains("max_request_body_size"),
+        "no suggestion: {err}"
+    );
 
     // The same error stops `serve` with exit code 1 before anything listens.
     let out = run(&["serve", "-c", "bad.toml"], dir.path());
@@ -200,8 +263,23 @@ fn check_prints_the_effective_config_or_the_error() {
 fn usage_errors_exit_with_2() {
     let dir = site();
     assert_eq!(run(&["--no-such-flag"], dir.path()).status.code(), Some(2));
-    let out = run(&["-l", "http://127.0.0.1:0", "-l", "http://127.0.0.1:0", "--port", "9"], dir.path());
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &[
+            "-l",
+            "http://127.0.0.1:0",
+            "-l",
+            "http://127.0.0.1:0",
+            "--port",
+            "9",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&["--version"], dir.path());
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
@@ -225,7 +303,11 @@ fn serves_on_a_unix_socket() {
     let url = format!("unix:{}", sock.display());
     let mut server = spawn(&["--listen", &url], &[], dir.path(), 1);
     assert_eq!(server.urls[0], url);
-    let out = curl(&["--unix-socket", sock.to_str().unwrap(), "http://localhost/data.txt"]);
+    let out = curl(&[
+        "--unix-socket",
+        sock.to_str().unwrap(),
+        "http://localhost/data.txt",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0123456789");
     assert_eq!(terminate(&mut server.child).code(), Some(0));
     assert!(!sock.exists(), "socket file left behind");

@@ -27,14 +27,28 @@ async fn assert_refused(toml: &str, handler: Option<Handler>, request: &[u8], st
         None => start(toml, &[("index.html", b"hi")]).await,
     };
     let resp = exchange(server.addr, request).await;
-    assert_eq!(status_of(&resp), status, "request {:?} got {resp:?}", String::from_utf8_lossy(request));
-    assert!(resp.to_ascii_lowercase().contains("connection: close"), "{resp}");
+    assert_eq!(
+        status_of(&resp),
+        status,
+        "request {:?} got {resp:?}",
+        String::from_utf8_lossy(request)
+    );
+    assert!(
+        resp.to_ascii_lowercase().contains("connection: close"),
+        "{resp}"
+    );
 }
 
 #[tokio::test]
 async fn a_request_line_past_the_limit_gets_414() {
     let req = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(2000));
-    assert_refused("[limits]\nmax_request_line_size = \"1KiB\"\n", None, req.as_bytes(), 414).await;
+    assert_refused(
+        "[limits]\nmax_request_line_size = \"1KiB\"\n",
+        None,
+        req.as_bytes(),
+        414,
+    )
+    .await;
     // Far past hyper's own buffer as well.
     let req = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(100_000));
     assert_refused("", None, req.as_bytes(), 414).await;
@@ -47,16 +61,39 @@ async fn too_many_or_too_large_headers_get_431() {
         req.push_str(&format!("x-{i}: v\r\n"));
     }
     req.push_str("\r\n");
-    assert_refused("[limits]\nmax_request_header_count = 5\n", None, req.as_bytes(), 431).await;
+    assert_refused(
+        "[limits]\nmax_request_header_count = 5\n",
+        None,
+        req.as_bytes(),
+        431,
+    )
+    .await;
 
-    let req = format!("GET / HTTP/1.1\r\nHost: a\r\nx-big: {}\r\n\r\n", "v".repeat(2000));
-    assert_refused("[limits]\nmax_request_headers_total_size = \"1KiB\"\n", None, req.as_bytes(), 431).await;
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nx-big: {}\r\n\r\n",
+        "v".repeat(2000)
+    );
+    assert_refused(
+        "[limits]\nmax_request_headers_total_size = \"1KiB\"\n",
+        None,
+        req.as_bytes(),
+        431,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn within_limits_is_served() {
-    let server = start("[limits]\nmax_request_header_count = 5\n", &[("index.html", b"hi")]).await;
-    let resp = exchange(server.addr, b"GET / HTTP/1.1\r\nHost: a\r\nx-1: v\r\nConnection: close\r\n\r\n").await;
+    let server = start(
+        "[limits]\nmax_request_header_count = 5\n",
+        &[("index.html", b"hi")],
+    )
+    .await;
+    let resp = exchange(
+        server.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nx-1: v\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!(status_of(&resp), 200, "{resp}");
     assert!(resp.ends_with("hi"));
 }
@@ -65,7 +102,11 @@ async fn within_limits_is_served() {
 async fn a_declared_body_past_the_limit_gets_413_before_it_is_sent() {
     let server = start_with("[limits]\nmax_request_body_size = 100\n", echo()).await;
     // Only the head is sent: the answer must not wait for the body.
-    let resp = exchange(server.addr, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n").await;
+    let resp = exchange(
+        server.addr,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n",
+    )
+    .await;
     assert_eq!(status_of(&resp), 413, "{resp}");
 }
 
@@ -78,7 +119,13 @@ async fn a_chunked_body_growing_past_the_limit_gets_413() {
         req.extend_from_slice(b"\r\n");
     }
     req.extend_from_slice(b"0\r\n\r\n");
-    assert_refused("[limits]\nmax_request_body_size = 100\n", Some(echo()), &req, 413).await;
+    assert_refused(
+        "[limits]\nmax_request_body_size = 100\n",
+        Some(echo()),
+        &req,
+        413,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -119,7 +166,12 @@ async fn hostile_framing_gets_400_and_a_closed_connection() {
     let server = start_with("", echo()).await;
     for case in cases {
         let resp = exchange(server.addr, case).await;
-        assert_eq!(status_of(&resp), 400, "request {:?} got {resp:?}", String::from_utf8_lossy(case));
+        assert_eq!(
+            status_of(&resp),
+            400,
+            "request {:?} got {resp:?}",
+            String::from_utf8_lossy(case)
+        );
     }
 }
 
@@ -135,9 +187,16 @@ async fn pipelined_requests_are_answered_in_order() {
     let b = resp.find("BBB").expect("second response");
     assert!(a < b, "{resp}");
     // A bad request after a good one: the good one is answered first, then 400.
-    let resp = exchange(server.addr, b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /b.txt HTTP/1.1\nHost: x\n\n").await;
+    let resp = exchange(
+        server.addr,
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /b.txt HTTP/1.1\nHost: x\n\n",
+    )
+    .await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    assert!(resp.contains("AAA") && resp.contains("HTTP/1.1 400"), "{resp}");
+    assert!(
+        resp.contains("AAA") && resp.contains("HTTP/1.1 400"),
+        "{resp}"
+    );
 }
 
 #[tokio::test]
@@ -148,7 +207,11 @@ async fn an_incomplete_head_gets_408_after_request_headers_timeout() {
     let start = Instant::now();
     let resp = read_to_close(&mut s).await;
     assert_eq!(status_of(&resp), 408, "{resp}");
-    assert!(start.elapsed() >= Duration::from_millis(400), "closed too early: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "closed too early: {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -161,9 +224,15 @@ async fn a_silent_connection_is_closed_after_request_headers_timeout() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_keep_alive_timeout() {
-    let server = start("[limits]\nkeep_alive_timeout = \"700ms\"\n", &[("index.html", b"hi")]).await;
+    let server = start(
+        "[limits]\nkeep_alive_timeout = \"700ms\"\n",
+        &[("index.html", b"hi")],
+    )
+    .await;
     let mut s = connect(server.addr).await;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
     let resp = read_response(&mut s).await;
     assert_eq!(status_of(&resp), 200, "{resp}");
     let start = Instant::now();
@@ -178,7 +247,9 @@ async fn a_slow_upload_is_cut_off_with_408() {
     let toml = "[limits]\nmin_request_body_data_rate = { bytes_per_second = 1000, grace_period = \"500ms\" }\n";
     let server = start_with(toml, echo()).await;
     let mut s = connect(server.addr).await;
-    s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nabc").await.unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nabc")
+        .await
+        .unwrap();
     let resp = read_to_close(&mut s).await;
     assert_eq!(status_of(&resp), 408, "{resp}");
 }
@@ -189,14 +260,17 @@ async fn a_client_that_does_not_read_is_cut_off() {
     const TOTAL: usize = 256 * 1024 * 1024;
     let handler = handler_fn(|_req: Request<Body>| async move {
         let chunk = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
-        let stream = futures_util::stream::iter((0..TOTAL / chunk.len()).map(move |_| {
-            Ok::<_, harrier::body::BoxError>(http_body::Frame::data(chunk.clone()))
-        }));
+        let stream =
+            futures_util::stream::iter((0..TOTAL / chunk.len()).map(move |_| {
+                Ok::<_, harrier::body::BoxError>(http_body::Frame::data(chunk.clone()))
+            }));
         Response::new(http_body_util::StreamBody::new(stream).boxed_unsync())
     });
     let server = start_with(toml, handler).await;
     let mut s = connect(server.addr).await;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
     // Read a little, then stop reading: the server must give up on us.
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = s.read(&mut buf).await.unwrap();
@@ -209,17 +283,28 @@ async fn a_client_that_does_not_read_is_cut_off() {
             }
         }
     };
-    tokio::time::timeout(STEP, drain).await.expect("connection was not closed");
-    assert!(got < TOTAL, "the whole response was sent to a client that did not read");
+    tokio::time::timeout(STEP, drain)
+        .await
+        .expect("connection was not closed");
+    assert!(
+        got < TOTAL,
+        "the whole response was sent to a client that did not read"
+    );
 }
 
 #[tokio::test]
 async fn connections_past_max_concurrent_connections_are_closed() {
-    let server = start("[limits]\nmax_concurrent_connections = 2\n", &[("index.html", b"hi")]).await;
+    let server = start(
+        "[limits]\nmax_concurrent_connections = 2\n",
+        &[("index.html", b"hi")],
+    )
+    .await;
     let mut kept = Vec::new();
     for _ in 0..2 {
         let mut s = connect(server.addr).await;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
         assert_eq!(status_of(&read_response(&mut s).await), 200);
         kept.push(s);
     }
@@ -230,11 +315,18 @@ async fn connections_past_max_concurrent_connections_are_closed() {
     // The permit comes back once the server notices the close.
     let deadline = Instant::now() + STEP;
     loop {
-        let resp = exchange(server.addr, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+        let resp = exchange(
+            server.addr,
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
         if status_of(&resp) == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "the freed connection slot was never reused");
+        assert!(
+            Instant::now() < deadline,
+            "the freed connection slot was never reused"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -242,11 +334,25 @@ async fn connections_past_max_concurrent_connections_are_closed() {
 #[tokio::test]
 async fn date_and_server_headers() {
     let server = start("", &[("index.html", b"hi")]).await;
-    let resp = exchange(server.addr, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await.to_ascii_lowercase();
+    let resp = exchange(
+        server.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
     assert!(resp.contains("\r\nserver: harrier\r\n"), "{resp}");
     assert!(resp.contains("\r\ndate: "), "{resp}");
-    let server = start("[server]\nadd_server_header = false\n", &[("index.html", b"hi")]).await;
-    let resp = exchange(server.addr, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await.to_ascii_lowercase();
+    let server = start(
+        "[server]\nadd_server_header = false\n",
+        &[("index.html", b"hi")],
+    )
+    .await;
+    let resp = exchange(
+        server.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
     assert!(!resp.contains("server:"), "{resp}");
     assert!(resp.contains("\r\ndate: "), "{resp}");
 }

@@ -73,7 +73,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let started = *this.started.get_or_insert_with(Instant::now);
         match this.inner.poll_frame(cx) {
@@ -98,7 +101,10 @@ where
                 if elapsed >= rate.grace_period {
                     let needed = rate.bytes_per_second as f64 * elapsed.as_secs_f64();
                     if (*this.received as f64) < needed {
-                        return Poll::Ready(Some(Err(BodyLimitError::TooSlow(rate.bytes_per_second).into())));
+                        return Poll::Ready(Some(Err(BodyLimitError::TooSlow(
+                            rate.bytes_per_second,
+                        )
+                        .into())));
                     }
                 }
                 // Re-check once a second (first at the end of the grace period) while waiting.

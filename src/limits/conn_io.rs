@@ -128,7 +128,11 @@ fn canned_response(status: StatusCode) -> Bytes {
     ))
 }
 
-fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+fn poll_timer(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
     let deadline = tokio::time::Instant::from_std(deadline);
     match timer {
         Some(t) => {
@@ -137,7 +141,10 @@ fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, deadline: Instant, cx: &mut C
             }
             t.as_mut().poll(cx)
         }
-        None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))).as_mut().poll(cx),
+        None => timer
+            .insert(Box::pin(tokio::time::sleep_until(deadline)))
+            .as_mut()
+            .poll(cx),
     }
 }
 
@@ -193,7 +200,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
     }
 
     /// Accounts a write attempt for the minimum response data rate.
-    fn account_write(&mut self, res: Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn account_write(
+        &mut self,
+        res: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
         match res {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
@@ -223,7 +234,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
                     }
                 }
                 // Check again in a second (or when the grace period ends) while still blocked.
-                let next = now + Duration::from_secs(1).min(rate.grace_period.saturating_sub(blocked).max(Duration::from_millis(100)));
+                let next = now
+                    + Duration::from_secs(1).min(
+                        rate.grace_period
+                            .saturating_sub(blocked)
+                            .max(Duration::from_millis(100)),
+                    );
                 if poll_timer(&mut self.write.timer, next, cx).is_ready() {
                     cx.waker().wake_by_ref();
                 }
@@ -235,7 +251,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.reject.is_some() {
             return this.poll_reject(cx);
@@ -271,7 +291,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
         this.account_write(res, cx)

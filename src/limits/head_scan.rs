@@ -112,7 +112,10 @@ impl HeadScanner {
                     let b = bytes[i];
                     i += 1;
                     if let Err(status) = self.byte(b) {
-                        return Verdict::Reject { status, at: head_start };
+                        return Verdict::Reject {
+                            status,
+                            at: head_start,
+                        };
                     }
                 }
             }
@@ -278,7 +281,10 @@ mod tests {
 
     #[test]
     fn plain_requests_pass_including_pipelined_and_split() {
-        assert_eq!(rejected(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"), None);
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"),
+            None
+        );
         let mut s = scanner();
         for b in b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" {
             assert_eq!(s.feed(&[*b]), Verdict::Ok);
@@ -300,20 +306,41 @@ mod tests {
 
     #[test]
     fn line_ending_errors() {
-        assert_eq!(rejected(b"GET / HTTP/1.1\nHost: a\n\n"), Some(StatusCode::BAD_REQUEST));
-        assert_eq!(rejected(b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n"), Some(StatusCode::BAD_REQUEST));
-        assert_eq!(rejected(b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"), Some(StatusCode::BAD_REQUEST));
-        assert_eq!(rejected(b"GET / HTTP/1.1\r\nHost: a\0\r\n\r\n"), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\nHost: a\n\n"),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n"),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: a\0\r\n\r\n"),
+            Some(StatusCode::BAD_REQUEST)
+        );
     }
 
     #[test]
     fn size_limits() {
         let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(40));
-        assert_eq!(rejected(long_line.as_bytes()), Some(StatusCode::URI_TOO_LONG));
+        assert_eq!(
+            rejected(long_line.as_bytes()),
+            Some(StatusCode::URI_TOO_LONG)
+        );
         let many = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\n\r\n";
-        assert_eq!(rejected(many), Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+        assert_eq!(
+            rejected(many),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
         let big = format!("GET / HTTP/1.1\r\nx: {}\r\n\r\n", "v".repeat(70));
-        assert_eq!(rejected(big.as_bytes()), Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+        assert_eq!(
+            rejected(big.as_bytes()),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
     }
 
     #[test]
@@ -322,11 +349,19 @@ mod tests {
         assert_eq!(rejected(both), Some(StatusCode::BAD_REQUEST));
         for te in ["xchunked", "chunked, identity", "gzip, chunked", "identity"] {
             let req = format!("POST / HTTP/1.1\r\nTransfer-Encoding: {te}\r\n\r\n");
-            assert_eq!(rejected(req.as_bytes()), Some(StatusCode::BAD_REQUEST), "{te}");
+            assert_eq!(
+                rejected(req.as_bytes()),
+                Some(StatusCode::BAD_REQUEST),
+                "{te}"
+            );
         }
         for cl in ["+5", "5, 5", "0x5", "-1", "", "99999999999999999999"] {
             let req = format!("POST / HTTP/1.1\r\nContent-Length: {cl}\r\n\r\n");
-            assert_eq!(rejected(req.as_bytes()), Some(StatusCode::BAD_REQUEST), "{cl}");
+            assert_eq!(
+                rejected(req.as_bytes()),
+                Some(StatusCode::BAD_REQUEST),
+                "{cl}"
+            );
         }
         let twice = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx";
         assert_eq!(rejected(twice), Some(StatusCode::BAD_REQUEST));
@@ -337,6 +372,12 @@ mod tests {
     #[test]
     fn reject_points_at_the_offending_head() {
         let req = b"GET / HTTP/1.1\r\n\r\nGET /x HTTP/1.1\nx";
-        assert_eq!(verdict(req), Verdict::Reject { status: StatusCode::BAD_REQUEST, at: 18 });
+        assert_eq!(
+            verdict(req),
+            Verdict::Reject {
+                status: StatusCode::BAD_REQUEST,
+                at: 18
+            }
+        );
     }
 }

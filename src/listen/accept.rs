@@ -32,7 +32,10 @@ impl Drop for ConnectionPermit {
 impl ConnectionLimiter {
     /// A limiter allowing `max` connections (`None` = unlimited).
     pub fn new(max: Option<u64>) -> Arc<Self> {
-        Arc::new(ConnectionLimiter { max, open: AtomicU64::new(0) })
+        Arc::new(ConnectionLimiter {
+            max,
+            open: AtomicU64::new(0),
+        })
     }
 
     /// A permit for one more connection, or `None` at the limit.
@@ -78,7 +81,10 @@ pub async fn accept_loop<F, Fut>(
                     drop(stream);
                     continue;
                 };
-                let info = ConnInfo { remote, endpoint: Arc::clone(&endpoint) };
+                let info = ConnInfo {
+                    remote,
+                    endpoint: Arc::clone(&endpoint),
+                };
                 let fut = serve(stream, info);
                 tracker.spawn(async move {
                     fut.await;
@@ -129,6 +135,8 @@ async fn accept(listener: &Listener) -> io::Result<(AcceptedStream, Option<std::
 fn is_per_connection(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
     )
 }

@@ -113,14 +113,16 @@ impl hyper::service::Service<Request<Incoming>> for Entry {
                 Ok(()) => {
                     let (mut parts, incoming) = req.into_parts();
                     parts.extensions.insert(conn);
-                    let body = LimitedBody::new(incoming, app.max_body, app.body_rate).boxed_unsync();
+                    let body =
+                        LimitedBody::new(incoming, app.max_body, app.body_rate).boxed_unsync();
                     (app.handler)(Request::from_parts(parts, body)).await
                 }
                 Err(status) => {
                     let mut resp = error_response(status);
                     if is_h1 {
                         // The body (if any) is not read: the connection cannot be reused.
-                        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                        resp.headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
                     }
                     resp
                 }

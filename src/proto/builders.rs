@@ -30,7 +30,10 @@ impl Builders {
             .half_close(false)
             .max_headers(limits.max_request_header_count)
             // Room for a maximal head; the exact limits are checked on the wire first.
-            .max_buf_size((limits.max_request_line_size + limits.max_request_headers_total_size + 4096).max(8192));
+            .max_buf_size(
+                (limits.max_request_line_size + limits.max_request_headers_total_size + 4096)
+                    .max(8192),
+            );
 
         let h2l = &limits.http2;
         let mut h2 = http2::Builder::new(TokioExecutor::new());

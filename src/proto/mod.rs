@@ -37,7 +37,12 @@ pub struct ConnContext {
 
 impl ConnContext {
     /// Connection settings from `config`, answering requests with `app`.
-    pub fn new(config: &Config, app: Arc<App>, drain: CancellationToken, abort: CancellationToken) -> Self {
+    pub fn new(
+        config: &Config,
+        app: Arc<App>,
+        drain: CancellationToken,
+        abort: CancellationToken,
+    ) -> Self {
         let limits = &config.limits;
         ConnContext {
             app,
@@ -59,8 +64,12 @@ impl ConnContext {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve_connection<S>(mut stream: S, protocols: Protocols, conn: ConnInfo, ctx: Arc<ConnContext>)
-where
+pub async fn serve_connection<S>(
+    mut stream: S,
+    protocols: Protocols,
+    conn: ConnInfo,
+    ctx: Arc<ConnContext>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let sniffed = tokio::select! {
@@ -79,12 +88,21 @@ where
         }
     };
     if (is_h2 && !protocols.http2) || (!is_h2 && !protocols.http1) {
-        tracing::debug!(h2 = is_h2, "protocol not enabled on this endpoint: closing connection");
+        tracing::debug!(
+            h2 = is_h2,
+            "protocol not enabled on this endpoint: closing connection"
+        );
         return;
     }
     let shared = ConnShared::new();
     let head_limits = (!is_h2).then_some(ctx.head_limits);
-    let io = TokioIo::new(ConnIo::new(stream, prefix, Arc::clone(&shared), ctx.io_limits, head_limits));
+    let io = TokioIo::new(ConnIo::new(
+        stream,
+        prefix,
+        Arc::clone(&shared),
+        ctx.io_limits,
+        head_limits,
+    ));
     let service = Entry::new(Arc::clone(&ctx.app), Arc::clone(&shared), Arc::new(conn));
     if is_h2 {
         let conn = ctx.builders.h2.serve_connection(io, service);

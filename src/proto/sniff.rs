@@ -23,10 +23,16 @@ pub async fn sniff<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Snif
         }
         let common = buf.len().min(PREFACE.len());
         if buf[..common] != PREFACE[..common] {
-            return Ok(Sniffed { is_h2: false, prefix: buf.freeze() });
+            return Ok(Sniffed {
+                is_h2: false,
+                prefix: buf.freeze(),
+            });
         }
         if buf.len() >= PREFACE.len() {
-            return Ok(Sniffed { is_h2: true, prefix: buf.freeze() });
+            return Ok(Sniffed {
+                is_h2: true,
+                prefix: buf.freeze(),
+            });
         }
     }
 }

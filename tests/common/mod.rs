@@ -72,7 +72,13 @@ pub async fn start_in(dir: &Path, toml: &str, handler: Option<Handler>) -> TestS
     let task = tokio::spawn(bound.serve(async move {
         let _ = stopped.await;
     }));
-    TestServer { addr, dir: dir.to_path_buf(), stop: Some(stop), task: Some(task), _tmp: None }
+    TestServer {
+        addr,
+        dir: dir.to_path_buf(),
+        stop: Some(stop),
+        task: Some(task),
+        _tmp: None,
+    }
 }
 
 /// Starts a server over a fresh temporary directory holding `files` (path, contents).
@@ -100,7 +106,10 @@ pub async fn start_with(toml: &str, handler: Handler) -> TestServer {
 
 /// Opens a raw TCP connection.
 pub async fn connect(addr: SocketAddr) -> TcpStream {
-    tokio::time::timeout(STEP, TcpStream::connect(addr)).await.expect("connect timeout").expect("connect")
+    tokio::time::timeout(STEP, TcpStream::connect(addr))
+        .await
+        .expect("connect timeout")
+        .expect("connect")
 }
 
 /// Sends `bytes` and reads until the server closes the connection (bounded by `STEP`).
@@ -122,7 +131,9 @@ pub async fn read_to_close(s: &mut TcpStream) -> String {
             }
         }
     };
-    tokio::time::timeout(STEP, read).await.expect("server did not close the connection in time");
+    tokio::time::timeout(STEP, read)
+        .await
+        .expect("server did not close the connection in time");
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -149,7 +160,9 @@ pub async fn read_response(s: &mut TcpStream) -> String {
             }
         }
     };
-    tokio::time::timeout(STEP, read).await.expect("no complete response in time");
+    tokio::time::timeout(STEP, read)
+        .await
+        .expect("no complete response in time");
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -159,5 +172,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// The status code of a raw HTTP/1.1 response.
 pub fn status_of(resp: &str) -> u16 {
-    resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
