@@ -99,6 +99,22 @@ async fn within_limits_is_served() {
 }
 
 #[tokio::test]
+async fn more_headers_than_hyper_parses_by_default_when_configured() {
+    let server = start(
+        "[limits]\nmax_request_header_count = 150\n",
+        &[("index.html", b"hi")],
+    )
+    .await;
+    let mut req = String::from("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n");
+    for i in 0..140 {
+        req.push_str(&format!("x-{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    let resp = exchange(server.addr, req.as_bytes()).await;
+    assert_eq!(status_of(&resp), 200, "{resp}");
+}
+
+#[tokio::test]
 async fn a_declared_body_past_the_limit_gets_413_before_it_is_sent() {
     let server = start_with("[limits]\nmax_request_body_size = 100\n", echo()).await;
     // Only the head is sent: the answer must not wait for the body.

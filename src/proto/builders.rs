@@ -13,6 +13,8 @@ pub struct Builders {
     pub h2: http2::Builder<TokioExecutor>,
 }
 
+/// hyper's HTTP/1.1 header array size when `max_headers` is not set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 /// HTTP/2 streams refused per connection before the peer is considered abusive (rapid reset).
 const MAX_PENDING_RESETS: usize = 20;
 /// Stream errors caused by the peer before GOAWAY (CVE-2023-44487 and kin).
@@ -28,12 +30,18 @@ impl Builders {
             .header_read_timeout(None)
             .keep_alive(true)
             .half_close(false)
-            .max_headers(limits.max_request_header_count)
             // Room for a maximal head; the exact limits are checked on the wire first.
             .max_buf_size(
                 (limits.max_request_line_size + limits.max_request_headers_total_size + 4096)
                     .max(8192),
             );
+
+        if limits.max_request_header_count > HYPER_DEFAULT_MAX_HEADERS {
+            // hyper parses at most 100 fields on the stack; more means a heap array per
+            // request, so it is only asked for when configured. The exact count is checked
+            // on the wire by the head scanner either way.
+            h1.max_headers(limits.max_request_header_count);
+        }
 
         let h2l = &limits.http2;
         let mut h2 = http2::Builder::new(TokioExecutor::new());
