@@ -131,6 +131,13 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         for url in bound.urls() {
             eprintln!("listening on {url}");
         }
+        let mut reload = harrier::signals::Reload::new();
+        tokio::spawn(async move {
+            loop {
+                reload.recv().await;
+                tracing::warn!("SIGHUP: configuration reload is not supported yet; restart harrier to apply changes");
+            }
+        });
         bound.serve(harrier::signals::shutdown()).await;
         Ok(())
     })

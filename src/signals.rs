@@ -41,3 +41,44 @@ pub async fn shutdown() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// Completes each time the operator asks for a configuration reload (SIGHUP on Unix; never
+/// elsewhere). Installing the handler also keeps SIGHUP from killing the process.
+pub struct Reload {
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Reload {
+    /// Starts listening for reload requests. Must be called inside a tokio runtime.
+    pub fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Reload {
+                hup: signal(SignalKind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Reload {}
+        }
+    }
+
+    /// Waits for the next reload request.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(hup) = self.hup.as_mut() {
+            if hup.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -313,3 +313,61 @@ fn serves_on_a_unix_socket() {
     assert!(!sock.exists(), "socket file left behind");
     let _ = &server.stderr;
 }
+
+#[test]
+fn the_access_log_can_be_json_or_off() {
+    let dir = site();
+    let mut server = spawn(
+        &["--listen", "http://127.0.0.1:0"],
+        &[("HARRIER__LOG__ACCESS_LOG", "json")],
+        dir.path(),
+        1,
+    );
+    curl(&[&format!("{}/data.txt?x=1", server.urls[0])]);
+    let stdout = server.child.stdout.take().unwrap();
+    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert_eq!(v["status"], 200, "{line}");
+    assert_eq!(v["method"], "GET", "{line}");
+    assert_eq!(v["uri"], "/data.txt?x=1", "{line}");
+    assert_eq!(v["bytes_sent"], 10, "{line}");
+    assert_eq!(v["remote_addr"], "127.0.0.1", "{line}");
+
+    #[cfg(unix)]
+    {
+        let mut server = spawn(
+            &["--listen", "http://127.0.0.1:0"],
+            &[("HARRIER__LOG__ACCESS_LOG", "off")],
+            dir.path(),
+            1,
+        );
+        curl(&[&server.urls[0]]);
+        let mut stdout = server.child.stdout.take().unwrap();
+        assert_eq!(terminate(&mut server.child).code(), Some(0));
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        assert_eq!(out, "", "access log is off");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_does_not_kill_the_server() {
+    let dir = site();
+    let mut server = spawn(&["--listen", "http://127.0.0.1:0"], &[], dir.path(), 1);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // The warning proves the signal was handled; the server keeps serving.
+    loop {
+        let line = server.stderr.recv_timeout(STEP).expect("no reload warning");
+        if line.contains("SIGHUP") {
+            break;
+        }
+    }
+    curl(&[&server.urls[0]]);
+    assert_eq!(terminate(&mut server.child).code(), Some(0));
+}
