@@ -5,10 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, SERVER};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::{error_response, ConnInfo, Handler, ResponseBody};
 use crate::access_log::Record;
@@ -41,13 +41,13 @@ impl App {
     }
 
     /// Answers a request that passed the entry checks, or the status of the failed check.
-    fn check(&self, req: &Request<Incoming>) -> Result<(), StatusCode> {
+    fn check<B>(&self, req: &Request<B>) -> Result<(), StatusCode> {
         let headers = req.headers();
         if headers.len() > self.max_header_count {
             return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
         }
-        if req.version() == Version::HTTP_2 {
-            // HTTP/1.1 heads were measured on the wire; HTTP/2 fields are measured here.
+        if req.version() >= Version::HTTP_2 {
+            // HTTP/1.1 heads were measured on the wire; HTTP/2 and 3 fields are measured here.
             let total: usize = headers
                 .iter()
                 .map(|(n, v)| n.as_str().len() + v.len() + 4)
@@ -89,12 +89,18 @@ impl Entry {
 
 type EntryFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
-impl hyper::service::Service<Request<Incoming>> for Entry {
+/// Generic over the request body so that HTTP/1.1 and HTTP/2 (hyper's `Incoming`) and HTTP/3
+/// requests go through the same checks and the same handler.
+impl<B> hyper::service::Service<Request<B>> for Entry
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::body::BoxError>,
+{
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = EntryFuture;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<B>) -> Self::Future {
         let guard = self.shared.start_request();
         let app = Arc::clone(&self.app);
         let mut record = Record::start(
@@ -106,7 +112,7 @@ impl hyper::service::Service<Request<Incoming>> for Entry {
             req.headers(),
         );
         let checked = app.check(&req);
-        let is_h1 = req.version() != Version::HTTP_2;
+        let is_h1 = req.version() < Version::HTTP_2;
         let conn = Arc::clone(&self.conn);
         Box::pin(async move {
             let mut resp = match checked {
