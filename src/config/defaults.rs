@@ -107,6 +107,8 @@ impl Default for EndpointConfig {
             url: ListenUrl::Http(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))),
             protocols: Protocols::default(),
             proxy_protocol: false,
+            tls: None,
+            https_redirect: false,
         }
     }
 }

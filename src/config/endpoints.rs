@@ -111,6 +111,8 @@ fn endpoint(t: &mut Section, base_dir: &Path) -> Option<Read> {
             url: url?,
             protocols,
             proxy_protocol,
+            tls: None,
+            https_redirect: false,
         },
         name_at,
         url_at: url_at?,
@@ -246,7 +248,8 @@ fn apply_port<'a>(
     let mut tcp: Vec<&mut SocketAddr> = endpoints
         .filter_map(|e| match &mut e.url {
             ListenUrl::Http(addr) => Some(addr),
-            ListenUrl::Unix(_) => None,
+            // TLS endpoints are read by the TLS change; until then none exist.
+            ListenUrl::Https(_) | ListenUrl::Unix(_) => None,
         })
         .collect();
     let problem = match tcp.as_mut_slice() {

@@ -117,6 +117,85 @@ pub struct EndpointConfig {
     pub protocols: Protocols,
     /// Expect a PROXY protocol header before anything else.
     pub proxy_protocol: bool,
+    /// TLS settings; `Some` exactly for `https://` endpoints.
+    pub tls: Option<TlsConfig>,
+    /// On an `http://` endpoint: answer every request with a redirect to the first
+    /// `https://` endpoint (301 for GET/HEAD, 308 otherwise).
+    pub https_redirect: bool,
+}
+
+/// TLS settings of one `https://` endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// Certificate files: `certificate`, then each of `certificates`; the first is the
+    /// default for clients whose SNI matches none. Empty on a loopback endpoint means an
+    /// in-memory development certificate.
+    pub certificates: Vec<CertificateFiles>,
+    /// IIS-style central store: `<host>.pem` + `<host>.key`, `_wildcard.<domain>.pem`.
+    pub certificates_dir: Option<PathBuf>,
+    /// Allowed TLS versions.
+    pub versions: TlsVersions,
+    /// Whether clients must, may or need not present a certificate.
+    pub client_certificate: ClientCertificate,
+    /// Trust roots for client certificates (required unless `client_certificate = "none"`).
+    pub client_ca: Option<PathBuf>,
+    /// What a ClientHello whose server name matches no certificate gets.
+    pub unknown_sni: UnknownSni,
+    /// Answer 421 when a request's Host differs from the TLS server name.
+    pub require_sni_host_match: bool,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// `Strict-Transport-Security` sent on responses (never for localhost); `None` = off.
+    pub hsts: Option<Hsts>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// Certificate chain, leaf first.
+    pub path: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Which TLS versions an endpoint accepts (at least one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsVersions {
+    /// TLS 1.2.
+    pub tls12: bool,
+    /// TLS 1.3.
+    pub tls13: bool,
+}
+
+/// Client certificate (mutual TLS) policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertificate {
+    /// Not asked for.
+    None,
+    /// Asked for and verified if sent; clients without one are still served.
+    Allow,
+    /// Required: the handshake fails without a valid one.
+    Require,
+}
+
+/// Handshakes whose server name (SNI) matches no certificate, or that send none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSni {
+    /// Present the default certificate.
+    Default,
+    /// Refuse the handshake.
+    Refuse,
+}
+
+/// HTTP Strict Transport Security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hsts {
+    /// `max-age`.
+    pub max_age: Duration,
+    /// `includeSubDomains`.
+    pub include_subdomains: bool,
+    /// `preload`.
+    pub preload: bool,
 }
 
 /// A parsed endpoint URL.
@@ -124,6 +203,8 @@ pub struct EndpointConfig {
 pub enum ListenUrl {
     /// `http://HOST:PORT`; HOST is an IP literal, `localhost` (127.0.0.1) or `*` (all interfaces).
     Http(SocketAddr),
+    /// `https://HOST:PORT`, same HOST forms.
+    Https(SocketAddr),
     /// `unix:/path.sock` (Unix only).
     Unix(PathBuf),
 }
@@ -132,6 +213,7 @@ impl std::fmt::Display for ListenUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ListenUrl::Http(addr) => write!(f, "http://{addr}"),
+            ListenUrl::Https(addr) => write!(f, "https://{addr}"),
             ListenUrl::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }

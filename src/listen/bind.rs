@@ -48,7 +48,7 @@ impl Listener {
 /// Binds `url`. Must be called inside a tokio runtime.
 pub fn bind(url: &ListenUrl) -> io::Result<Listener> {
     match url {
-        ListenUrl::Http(addr) => bind_tcp(*addr).map(Listener::Tcp),
+        ListenUrl::Http(addr) | ListenUrl::Https(addr) => bind_tcp(*addr).map(Listener::Tcp),
         #[cfg(unix)]
         ListenUrl::Unix(path) => bind_unix(path),
         #[cfg(not(unix))]
