@@ -177,3 +177,14 @@ pub fn status_of(resp: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// A handler echoing the request body; body errors become their status (413, 408, 400).
+pub fn echo() -> harrier::pipeline::Handler {
+    use http_body_util::BodyExt;
+    harrier::pipeline::handler_fn(|req: http::Request<harrier::body::Body>| async move {
+        match req.into_body().collect().await {
+            Ok(c) => http::Response::new(harrier::body::full(c.to_bytes())),
+            Err(e) => harrier::pipeline::body_error_response(&e),
+        }
+    })
+}
