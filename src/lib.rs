@@ -13,5 +13,6 @@ pub mod pipeline;
 pub mod proto;
 pub mod server;
 pub mod signals;
+pub mod tls;
 
 pub use server::{BoundServer, Server, ServerError};

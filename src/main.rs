@@ -132,10 +132,14 @@ fn run(cfg: Config) -> anyhow::Result<()> {
             eprintln!("listening on {url}");
         }
         let mut reload = harrier::signals::Reload::new();
+        let reload_handle = bound.reload_handle();
         tokio::spawn(async move {
             loop {
                 reload.recv().await;
-                tracing::warn!("SIGHUP: configuration reload is not supported yet; restart harrier to apply changes");
+                tracing::warn!(
+                    "SIGHUP: reloading certificates; other settings need a restart to change"
+                );
+                reload_handle.notify_one();
             }
         });
         bound.serve(harrier::signals::shutdown()).await;

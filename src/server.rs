@@ -10,21 +10,19 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::handlers::static_files::StaticFiles;
-use crate::listen::{self, AcceptedStream, ConnectionLimiter, Listener};
+use crate::listen::{
+    self, AcceptedStream, BoundEndpoint, ConnectionLimiter, EndpointError, Listener,
+};
 use crate::pipeline::{App, Handler};
 use crate::proto::{self, ConnContext};
+use crate::tls::EndpointTls;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// An endpoint could not be bound.
-    #[error("cannot listen on {url}: {source}")]
-    Bind {
-        /// The endpoint URL from the config.
-        url: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// An endpoint could not be bound or its TLS set up.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     /// The static file root could not be opened.
     #[error("static.root {path}: {message}")]
     StaticRoot {
@@ -62,24 +60,22 @@ impl Server {
         &self.config
     }
 
-    /// Binds every endpoint. Must be called inside a tokio runtime.
+    /// Binds every endpoint (and loads its certificates). Must be called inside a tokio
+    /// runtime.
     pub async fn bind(self) -> Result<BoundServer, ServerError> {
         let handler = match self.handler {
             Some(h) => h,
             None => static_handler(&self.config)?,
         };
-        let mut listeners = Vec::with_capacity(self.config.endpoints.len());
+        let mut endpoints = Vec::with_capacity(self.config.endpoints.len());
         for ep in &self.config.endpoints {
-            let listener = listen::bind(&ep.url).map_err(|source| ServerError::Bind {
-                url: ep.url.to_string(),
-                source,
-            })?;
-            listeners.push((listener, ep.protocols));
+            endpoints.push(BoundEndpoint::bind(ep, &self.config)?);
         }
         Ok(BoundServer {
             app: Arc::new(App::new(&self.config, handler)),
             config: self.config,
-            listeners,
+            endpoints,
+            reload: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -102,20 +98,27 @@ fn static_handler(config: &Config) -> Result<Handler, ServerError> {
 pub struct BoundServer {
     config: Config,
     app: Arc<App>,
-    listeners: Vec<(Listener, crate::config::Protocols)>,
+    endpoints: Vec<BoundEndpoint>,
+    reload: Arc<tokio::sync::Notify>,
 }
 
 impl BoundServer {
     /// The URL of each endpoint, with real ports (`http://127.0.0.1:PORT`, `unix:/path`).
     pub fn urls(&self) -> Vec<String> {
-        self.listeners.iter().map(|(l, _)| l.url()).collect()
+        self.endpoints.iter().map(|e| e.listener.url()).collect()
+    }
+
+    /// A handle that reloads what can be reloaded without restarting (certificates today)
+    /// when notified; `main` notifies it on SIGHUP.
+    pub fn reload_handle(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.reload)
     }
 
     /// The TCP addresses bound, in endpoint order.
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.listeners
+        self.endpoints
             .iter()
-            .filter_map(|(l, _)| l.local_addr())
+            .filter_map(|e| e.listener.local_addr())
             .collect()
     }
 
@@ -137,19 +140,27 @@ impl BoundServer {
 
         let mut unix_paths = Vec::new();
         let mut acceptors = Vec::new();
-        for (listener, protocols) in self.listeners {
+        let mut tls_endpoints = Vec::new();
+        for ep in self.endpoints {
             #[cfg(unix)]
-            if let Listener::Unix(_, path) = &listener {
+            if let Listener::Unix(_, path) = &ep.listener {
                 unix_paths.push(path.clone());
             }
             let ctx = Arc::clone(&ctx);
+            let protocols = ep.protocols;
+            let tls = ep.tls.clone();
+            if let Some(tls) = &tls {
+                tls_endpoints.push(Arc::clone(tls));
+            }
             let serve = move |stream: AcceptedStream, info| {
                 let ctx = Arc::clone(&ctx);
+                let tls = tls.clone();
                 async move {
                     match stream {
-                        AcceptedStream::Tcp(s) => {
-                            proto::serve_connection(s, protocols, info, ctx).await
-                        }
+                        AcceptedStream::Tcp(s) => match tls {
+                            Some(tls) => serve_tls(s, tls, protocols, info, ctx).await,
+                            None => proto::serve_connection(s, protocols, info, ctx).await,
+                        },
                         #[cfg(unix)]
                         AcceptedStream::Unix(s) => {
                             proto::serve_connection(s, protocols, info, ctx).await
@@ -158,13 +169,15 @@ impl BoundServer {
                 }
             };
             acceptors.push(tokio::spawn(listen::accept_loop(
-                listener,
+                ep.listener,
+                ep.info,
                 Arc::clone(&limiter),
                 tracker.clone(),
                 stop_accepting.clone(),
                 serve,
             )));
         }
+        let reloader = tokio::spawn(watch_certificates(tls_endpoints, self.reload));
 
         shutdown.await;
         let server = &self.config.server;
@@ -191,9 +204,62 @@ impl BoundServer {
             abort.cancel();
             tracker.wait().await;
         }
+        reloader.abort();
         for path in unix_paths {
             let _ = std::fs::remove_file(path);
         }
         tracing::info!("shut down");
+    }
+}
+
+/// Runs the TLS handshake in the connection's own task, then serves HTTP on top of it.
+async fn serve_tls(
+    stream: tokio::net::TcpStream,
+    tls: Arc<EndpointTls>,
+    protocols: crate::config::Protocols,
+    mut info: crate::pipeline::ConnInfo,
+    ctx: Arc<ConnContext>,
+) {
+    let timeout = tls.config().handshake_timeout;
+    let handshake = crate::tls::accept(stream, Arc::clone(&tls.tcp), timeout);
+    let accepted = tokio::select! {
+        a = handshake => a,
+        _ = ctx.drain.cancelled() => None,
+    };
+    if let Some((stream, tls_info)) = accepted {
+        info.tls = Some(tls_info);
+        proto::serve_connection(stream, protocols, info, ctx).await;
+    }
+}
+
+/// How often certificate files are checked for changes.
+const CERT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reloads changed certificates: polled (works on every platform and with the symlink swaps
+/// of Kubernetes secrets and bind mounts, where file-change notifications are unreliable),
+/// and at once when `reload` (SIGHUP) fires. A broken new file keeps the old certificate.
+async fn watch_certificates(endpoints: Vec<Arc<EndpointTls>>, reload: Arc<tokio::sync::Notify>) {
+    if endpoints.is_empty() {
+        return;
+    }
+    let mut tick = tokio::time::interval(CERT_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            _ = reload.notified() => true,
+        };
+        for ep in &endpoints {
+            let ep = Arc::clone(ep);
+            let result = tokio::task::spawn_blocking(move || ep.reload_if_changed(force)).await;
+            match result {
+                Ok(Ok(true)) => tracing::info!("certificates reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!("certificate reload failed, keeping the old certificate: {e}")
+                }
+                Err(e) => tracing::error!("certificate reload task failed: {e}"),
+            }
+        }
     }
 }

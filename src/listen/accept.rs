@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Listener;
-use crate::pipeline::ConnInfo;
+use crate::pipeline::{ConnInfo, EndpointInfo};
 
 /// Counts open connections against an optional maximum, across all endpoints.
 #[derive(Debug)]
@@ -58,6 +58,7 @@ impl ConnectionLimiter {
 /// The listener is dropped (and its port closed) when this returns.
 pub async fn accept_loop<F, Fut>(
     listener: Listener,
+    endpoint: Arc<EndpointInfo>,
     limiter: Arc<ConnectionLimiter>,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -66,7 +67,6 @@ pub async fn accept_loop<F, Fut>(
     F: Fn(AcceptedStream, ConnInfo) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let endpoint: Arc<str> = listener.url().into();
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
@@ -84,6 +84,7 @@ pub async fn accept_loop<F, Fut>(
                 let info = ConnInfo {
                     remote,
                     endpoint: Arc::clone(&endpoint),
+                    tls: None,
                 };
                 let fut = serve(stream, info);
                 tracker.spawn(async move {
@@ -95,7 +96,10 @@ pub async fn accept_loop<F, Fut>(
             Err(e) => {
                 // Out of descriptors or memory: wait for connections to close instead of
                 // spinning or dying (the listener stays open, the kernel keeps queueing).
-                tracing::error!("accept failed on {endpoint}: {e}; retrying in {backoff:?}");
+                tracing::error!(
+                    "accept failed on {}: {e}; retrying in {backoff:?}",
+                    endpoint.url
+                );
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}
@@ -117,7 +121,7 @@ pub enum AcceptedStream {
 
 async fn accept(listener: &Listener) -> io::Result<(AcceptedStream, Option<std::net::SocketAddr>)> {
     match listener {
-        Listener::Tcp(l) => {
+        Listener::Tcp(l, _) => {
             let (s, addr) = l.accept().await?;
             // Inherited from the listener on Linux but not everywhere.
             let _ = s.set_nodelay(true);

@@ -15,8 +15,8 @@ const BACKLOG: i32 = 1024;
 /// A bound, listening socket.
 #[derive(Debug)]
 pub enum Listener {
-    /// TCP.
-    Tcp(tokio::net::TcpListener),
+    /// TCP; `true` when it is an https:// endpoint.
+    Tcp(tokio::net::TcpListener, bool),
     /// Unix domain socket, with the path to remove on shutdown.
     #[cfg(unix)]
     Unix(tokio::net::UnixListener, PathBuf),
@@ -26,10 +26,13 @@ impl Listener {
     /// The URL clients use to reach this listener (with the real port when 0 was asked).
     pub fn url(&self) -> String {
         match self {
-            Listener::Tcp(l) => match l.local_addr() {
-                Ok(addr) => format!("http://{addr}"),
-                Err(_) => "http://?".to_owned(),
-            },
+            Listener::Tcp(l, secure) => {
+                let scheme = if *secure { "https" } else { "http" };
+                match l.local_addr() {
+                    Ok(addr) => format!("{scheme}://{addr}"),
+                    Err(_) => format!("{scheme}://?"),
+                }
+            }
             #[cfg(unix)]
             Listener::Unix(_, path) => format!("unix:{}", path.display()),
         }
@@ -38,7 +41,7 @@ impl Listener {
     /// The bound TCP address, if this is a TCP listener.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match self {
-            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Tcp(l, _) => l.local_addr().ok(),
             #[cfg(unix)]
             Listener::Unix(..) => None,
         }
@@ -48,7 +51,8 @@ impl Listener {
 /// Binds `url`. Must be called inside a tokio runtime.
 pub fn bind(url: &ListenUrl) -> io::Result<Listener> {
     match url {
-        ListenUrl::Http(addr) | ListenUrl::Https(addr) => bind_tcp(*addr).map(Listener::Tcp),
+        ListenUrl::Http(addr) => bind_tcp(*addr).map(|l| Listener::Tcp(l, false)),
+        ListenUrl::Https(addr) => bind_tcp(*addr).map(|l| Listener::Tcp(l, true)),
         #[cfg(unix)]
         ListenUrl::Unix(path) => bind_unix(path),
         #[cfg(not(unix))]

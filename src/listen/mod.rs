@@ -2,6 +2,8 @@
 
 mod accept;
 mod bind;
+mod endpoint;
 
 pub use accept::{accept_loop, AcceptedStream, ConnectionLimiter, ConnectionPermit};
 pub use bind::{bind, Listener};
+pub use endpoint::{BoundEndpoint, EndpointError};

@@ -10,7 +10,7 @@ use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, SERVER};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 
-use super::{error_response, ConnInfo, Handler, ResponseBody};
+use super::{endpoint_rules, error_response, ConnInfo, Handler, ResponseBody};
 use crate::access_log::Record;
 use crate::config::{AccessLogFormat, Config, DataRate};
 use crate::limits::{ConnShared, LimitedBody};
@@ -114,16 +114,28 @@ where
         let checked = app.check(&req);
         let is_h1 = req.version() < Version::HTTP_2;
         let conn = Arc::clone(&self.conn);
+        let early = checked
+            .is_ok()
+            .then(|| endpoint_rules::answer(&conn, &req))
+            .flatten();
+        // Only HSTS needs the host on the way out; don't pay for it otherwise.
+        let host = conn
+            .endpoint
+            .hsts
+            .is_some()
+            .then(|| endpoint_rules::request_host(&req))
+            .flatten();
         Box::pin(async move {
-            let mut resp = match checked {
-                Ok(()) => {
+            let mut resp = match (checked, early) {
+                (Ok(()), Some(answer)) => answer,
+                (Ok(()), None) => {
                     let (mut parts, incoming) = req.into_parts();
-                    parts.extensions.insert(conn);
+                    parts.extensions.insert(Arc::clone(&conn));
                     let body =
                         LimitedBody::new(incoming, app.max_body, app.body_rate).boxed_unsync();
                     (app.handler)(Request::from_parts(parts, body)).await
                 }
-                Err(status) => {
+                (Err(status), _) => {
                     let mut resp = error_response(status);
                     if is_h1 {
                         // The body (if any) is not read: the connection cannot be reused.
@@ -133,6 +145,7 @@ where
                     resp
                 }
             };
+            endpoint_rules::decorate(&conn, host.as_deref(), resp.headers_mut());
             if app.add_server_header {
                 resp.headers_mut()
                     .insert(SERVER, HeaderValue::from_static("harrier"));

@@ -4,6 +4,7 @@
 //! Sites, routes and middleware stages plug in here; for now the pipeline is one terminal
 //! handler (static files from the app directory, or a handler given by an embedder).
 
+mod endpoint_rules;
 mod entry;
 mod response_body;
 
@@ -39,8 +40,25 @@ where
 pub struct ConnInfo {
     /// The client address (`None` on unix sockets).
     pub remote: Option<SocketAddr>,
-    /// The endpoint URL the connection arrived on, as printed at startup.
-    pub endpoint: Arc<str>,
+    /// The endpoint the connection arrived on.
+    pub endpoint: Arc<EndpointInfo>,
+    /// The TLS session, on https:// endpoints (SNI, ALPN, client certificate).
+    pub tls: Option<crate::tls::TlsInfo>,
+}
+
+/// What requests need to know about the endpoint they arrived on.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointInfo {
+    /// The endpoint URL, as printed at startup.
+    pub url: String,
+    /// Redirect every request to https on this port (`https_redirect`).
+    pub https_redirect_port: Option<u16>,
+    /// `strict-transport-security` value, on https endpoints with HSTS on.
+    pub hsts: Option<http::HeaderValue>,
+    /// `alt-svc` value, on https endpoints whose HTTP/3 UDP socket is bound.
+    pub alt_svc: Option<http::HeaderValue>,
+    /// Answer 421 when Host and the TLS server name differ.
+    pub require_sni_host_match: bool,
 }
 
 /// The response for a request body that could not be read (too large, too slow, malformed).

@@ -10,6 +10,7 @@ mod sniff;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -144,14 +145,25 @@ where
     }
 }
 
+/// After asking a connection to close gracefully, how long it may take to finish the
+/// goodbye (HTTP/2's GOAWAY and PING round trip) once it has no request in flight.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 async fn drive<C, E>(conn: C, shared: &ConnShared, ctx: &ConnContext)
 where
     C: Drain<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
     let mut conn = std::pin::pin!(conn);
-    let mut draining = false;
+    // Set once draining: a peer that never acknowledges the GOAWAY is cut off when idle.
+    let mut force_at: Option<tokio::time::Instant> = None;
     loop {
+        let force = async {
+            match force_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
@@ -159,14 +171,21 @@ where
                 }
                 return;
             }
-            _ = shared.close.notified(), if !draining => {
+            _ = shared.close.notified(), if force_at.is_none() => {
                 tracing::trace!("keep-alive timeout: closing connection");
-                draining = true;
                 conn.as_mut().drain();
+                force_at = Some(tokio::time::Instant::now() + CLOSE_GRACE);
             }
-            _ = ctx.drain.cancelled(), if !draining => {
-                draining = true;
+            _ = ctx.drain.cancelled(), if force_at.is_none() => {
                 conn.as_mut().drain();
+                force_at = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+            }
+            _ = force => {
+                if shared.in_flight() == 0 {
+                    tracing::debug!("peer did not finish closing: dropping the connection");
+                    return;
+                }
+                force_at = Some(tokio::time::Instant::now() + CLOSE_GRACE);
             }
             _ = ctx.abort.cancelled() => return,
         }
