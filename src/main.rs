@@ -32,6 +32,19 @@ enum Command {
     Serve(ServeArgs),
     /// Validate the settings, print the effective configuration, exit 0 (valid) or 1.
     Check(CheckArgs),
+    /// Write a self-signed development certificate (cert.pem, key.pem) for localhost,
+    /// 127.0.0.1, ::1 and the given names.
+    DevCert(DevCertArgs),
+}
+
+#[derive(Args)]
+struct DevCertArgs {
+    /// Directory to write cert.pem and key.pem into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+    /// Another name (DNS name or IP address) the certificate is valid for (repeatable).
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
 }
 
 #[derive(Args, Clone, Default)]
@@ -62,6 +75,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check(args)) => check(args),
+        Some(Command::DevCert(args)) => dev_cert(args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -98,6 +112,33 @@ fn check(args: CheckArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+fn dev_cert(args: DevCertArgs) -> ExitCode {
+    let written = harrier::tls::dev_cert::generate(&args.hosts)
+        .and_then(|cert| harrier::tls::dev_cert::write(&cert, &args.out));
+    match written {
+        Ok((cert, key)) => {
+            let mut names: Vec<String> = harrier::tls::dev_cert::LOOPBACK_NAMES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            names.extend(args.hosts);
+            println!("certificate: {}", cert.display());
+            println!("key:         {}", key.display());
+            println!("valid for:   {}", names.join(", "));
+            println!(
+                "use it with: certificate = {{ path = \"{}\", key = \"{}\" }}",
+                cert.display(),
+                key.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
