@@ -113,6 +113,35 @@ impl Default for EndpointConfig {
     }
 }
 
+impl Default for TlsConfig {
+    /// No certificate files (a development certificate on loopback), both TLS versions, no
+    /// client certificates, the default certificate for unknown server names, a 10s
+    /// handshake (Kestrel's), no HSTS.
+    fn default() -> Self {
+        TlsConfig {
+            certificates: Vec::new(),
+            certificates_dir: None,
+            versions: TlsVersions::default(),
+            client_certificate: ClientCertificate::None,
+            client_ca: None,
+            unknown_sni: UnknownSni::Default,
+            require_sni_host_match: false,
+            handshake_timeout: Duration::from_secs(10),
+            hsts: None,
+        }
+    }
+}
+
+impl Default for TlsVersions {
+    /// TLS 1.2 and 1.3: every version still considered safe.
+    fn default() -> Self {
+        TlsVersions {
+            tls12: true,
+            tls13: true,
+        }
+    }
+}
+
 impl Default for Protocols {
     /// HTTP/1.1 and HTTP/2 (h2c on http://), as Kestrel.
     fn default() -> Self {

@@ -1,5 +1,5 @@
-//! `[[endpoints]]`: listen URLs, protocols, the `--port` override, and the keys that wait for
-//! TLS support.
+//! `[[endpoints]]`: listen URLs, protocols, the https redirect, and the `--port` override;
+//! the TLS keys of https:// endpoints are read in [`super::tls`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -8,25 +8,21 @@ use std::path::Path;
 use super::error::{Diagnostic, Origin};
 use super::model::{EndpointConfig, ListenUrl, Protocols};
 use super::reader::{Field, Section};
-
-/// Keys of the TLS endpoints to come: recognised (so no "did you mean"), but refused.
-const TLS_KEYS: [&str; 5] = [
-    "certificate",
-    "certificates_dir",
-    "tls_versions",
-    "client_certificate",
-    "client_ca",
-];
+use super::tls;
 
 /// What the protocols list may hold.
 const PROTOCOLS: [&str; 3] = ["http1", "http2", "http3"];
 
-/// An endpoint read from the tree, with where its name and URL were written, for the
-/// duplicate checks.
+/// Why http3 is refused on http:// and unix: endpoints.
+const HTTP3_NEEDS_HTTPS: &str = "http3 needs an https:// endpoint (QUIC is always encrypted)";
+
+/// An endpoint read from the tree, with where its name, URL and (when true) https_redirect
+/// were written, for the checks across endpoints.
 struct Read {
     endpoint: EndpointConfig,
     name_at: Option<Field>,
     url_at: Field,
+    redirect_at: Option<Field>,
 }
 
 /// Reads `[[endpoints]]` (a default one when none are configured), applies `--port`, and
@@ -56,6 +52,7 @@ pub(crate) fn endpoints(
         apply_port(all, port, root);
     }
     check_duplicates(&read, root);
+    check_redirects(&read, root);
     read.into_iter()
         .map(|r| r.endpoint)
         .chain(default)
@@ -75,24 +72,17 @@ fn endpoint(t: &mut Section, base_dir: &Path) -> Option<Read> {
         });
         t.check(f, result)
     });
-    let url_at = t.take("url");
-    let url = match &url_at {
-        Some(f) => t.check(
-            f,
-            f.string()
-                .and_then(|text| parse_url(&text, &url_base(f, base_dir))),
-        ),
-        None => {
-            let problem = "missing: every endpoint needs a url such as \"http://127.0.0.1:8080\"";
-            t.report(Diagnostic::new(
-                t.origin().clone(),
-                format!("{}.url", t.path()),
-                problem,
-            ));
-            None
-        }
-    };
-    let protocols = protocols(t);
+    let url_at = t.require(
+        "url",
+        "every endpoint needs a url such as \"http://127.0.0.1:8080\"",
+    );
+    let url = url_at.as_ref().and_then(|f| {
+        let url = f
+            .string()
+            .and_then(|text| parse_url(&text, &url_base(f, base_dir)));
+        t.check(f, url)
+    });
+    let protocols = protocols(t, url.as_ref());
     let proxy_protocol = t.read("proxy_protocol", false, |f| {
         if f.bool()? {
             Err("the PROXY protocol is not supported yet".to_owned())
@@ -100,23 +90,44 @@ fn endpoint(t: &mut Section, base_dir: &Path) -> Option<Read> {
             Ok(false)
         }
     });
-    for key in TLS_KEYS {
-        if let Some(f) = t.take(key) {
-            t.report(f.problem("needs an https:// endpoint, which is not supported yet"));
+    let redirect_at = https_redirect(t, url.as_ref());
+    let tls = match (&url, &url_at) {
+        (Some(ListenUrl::Https(addr)), Some(at)) => {
+            Some(tls::tls(t, base_dir, at, *addr, protocols.http3))
         }
-    }
+        _ => {
+            tls::refuse(t, url.is_some());
+            None
+        }
+    };
     Some(Read {
         endpoint: EndpointConfig {
             name,
             url: url?,
             protocols,
             proxy_protocol,
-            tls: None,
-            https_redirect: false,
+            tls,
+            https_redirect: redirect_at.is_some(),
         },
         name_at,
         url_at: url_at?,
+        redirect_at,
     })
+}
+
+/// `https_redirect` of an http:// endpoint; its field when it is true (whether an https://
+/// endpoint exists to redirect to is checked across endpoints).
+fn https_redirect(t: &mut Section, url: Option<&ListenUrl>) -> Option<Field> {
+    let f = t.take("https_redirect")?;
+    match url {
+        Some(ListenUrl::Http(_)) => t.check(&f, f.bool()).unwrap_or(false).then_some(f),
+        Some(_) => {
+            let problem = "only applies to http:// endpoints (it redirects them to https://)";
+            t.report(f.problem(problem));
+            None
+        }
+        None => None,
+    }
 }
 
 /// Relative socket paths from the command line resolve against the current directory, as a
@@ -128,66 +139,57 @@ fn url_base(f: &Field, base_dir: &Path) -> std::path::PathBuf {
     }
 }
 
-/// `protocols`: a non-empty list of distinct known protocols; http3 waits for https://.
-fn protocols(t: &mut Section) -> Protocols {
+/// `protocols`: a non-empty list of distinct known protocols; http3 only on https:// (on
+/// an unusable URL, whose problem is already reported, it is let through).
+fn protocols(t: &mut Section, url: Option<&ListenUrl>) -> Protocols {
     let Some(field) = t.take("protocols") else {
         return Protocols::default();
     };
-    let Some(items) = t.check(&field, field.items()) else {
+    let secure = matches!(url, Some(ListenUrl::Https(_)) | None);
+    let empty = if secure {
+        "must list at least one protocol: http1, http2, http3"
+    } else {
+        "must list at least one protocol: http1, http2"
+    };
+    let Some(listed) = t.distinct(&field, &PROTOCOLS, empty) else {
         return Protocols::default();
     };
-    if items.is_empty() {
-        t.report(field.problem("must list at least one protocol: http1, http2"));
-        return Protocols::default();
-    }
     let mut set = Protocols {
         http1: false,
         http2: false,
         http3: false,
     };
-    for item in &items {
-        let Some(protocol) = t.check(item, item.choice(&PROTOCOLS)) else {
-            continue;
-        };
-        let slot = match protocol {
-            "http1" => &mut set.http1,
-            "http2" => &mut set.http2,
-            _ => {
-                t.report(
-                    item.problem("http3 needs an https:// endpoint, which is not supported yet"),
-                );
-                continue;
-            }
-        };
-        if std::mem::replace(slot, true) {
-            t.report(item.problem(format!("{protocol} is listed twice")));
+    for (item, protocol) in listed {
+        match protocol {
+            "http1" => set.http1 = true,
+            "http2" => set.http2 = true,
+            _ if secure => set.http3 = true,
+            _ => t.report(item.problem(HTTP3_NEEDS_HTTPS)),
         }
     }
     set
 }
 
-/// Parses `http://HOST:PORT` or `unix:PATH`; what else a user might write gets a message
-/// that says what to write instead.
+/// Parses `http://HOST:PORT`, `https://HOST:PORT` or `unix:PATH`; what else a user might
+/// write gets a message that says what to write instead.
 pub(crate) fn parse_url(text: &str, base_dir: &Path) -> Result<ListenUrl, String> {
     let scheme_end = text.find(':').map_or(0, |i| i + 1);
     let (scheme, rest) = text.split_at(scheme_end);
-    match scheme.to_ascii_lowercase().as_str() {
-        "unix:" => unix_socket(rest, base_dir),
-        "http:" => match rest.strip_prefix("//") {
-            Some(authority) => {
-                host_port(authority.strip_suffix('/').unwrap_or(authority)).map(ListenUrl::Http)
-            }
-            None => Err(bad_url(text)),
-        },
-        "https:" => Err(
-            "https:// endpoints are not supported yet: TLS arrives in a later release".to_owned(),
-        ),
-        _ => Err(bad_url(text)),
-    }
+    let tcp: fn(SocketAddr) -> ListenUrl = match scheme.to_ascii_lowercase().as_str() {
+        "unix:" => return unix_socket(rest, base_dir),
+        "http:" => ListenUrl::Http,
+        "https:" => ListenUrl::Https,
+        _ => return Err(bad_url(text)),
+    };
+    let authority = rest.strip_prefix("//").ok_or_else(|| bad_url(text))?;
+    host_port(authority.strip_suffix('/').unwrap_or(authority)).map(tcp)
 }
 
 fn bad_url(text: &str) -> String {
-    format!("expected a URL like \"http://127.0.0.1:8080\" or \"unix:/run/harrier.sock\", found {text:?}")
+    format!(
+        "expected a URL like \"http://127.0.0.1:8080\", \"https://0.0.0.0:8443\" or \
+         \"unix:/run/harrier.sock\", found {text:?}"
+    )
 }
 
 /// `HOST:PORT` where HOST is an IPv4 literal, `[IPv6]`, `localhost` or `*`/`+` (all
@@ -238,8 +240,8 @@ fn unix_socket(_path: &str, _base_dir: &Path) -> Result<ListenUrl, String> {
     Err("unix: endpoints are only available on Unix-like systems".to_owned())
 }
 
-/// `--port N`: sets the port of the one http:// endpoint; with several, which one is meant
-/// is a guess, so it is refused.
+/// `--port N`: sets the port of the one http:// or https:// endpoint; with several, which
+/// one is meant is a guess, so it is refused.
 fn apply_port<'a>(
     endpoints: impl Iterator<Item = &'a mut EndpointConfig>,
     port: u16,
@@ -247,16 +249,17 @@ fn apply_port<'a>(
 ) {
     let mut tcp: Vec<&mut SocketAddr> = endpoints
         .filter_map(|e| match &mut e.url {
-            ListenUrl::Http(addr) => Some(addr),
-            // TLS endpoints are read by the TLS change; until then none exist.
-            ListenUrl::Https(_) | ListenUrl::Unix(_) => None,
+            ListenUrl::Http(addr) | ListenUrl::Https(addr) => Some(addr),
+            ListenUrl::Unix(_) => None,
         })
         .collect();
     let problem = match tcp.as_mut_slice() {
         [addr] => return addr.set_port(port),
-        [] => "needs an http:// endpoint, but only unix: endpoints are configured".to_owned(),
+        [] => "needs an http:// or https:// endpoint, but only unix: endpoints are configured"
+            .to_owned(),
         several => format!(
-            "needs exactly one http:// endpoint, but {} are configured: use --listen instead",
+            "needs exactly one http:// or https:// endpoint, but {} are configured: use \
+             --listen instead",
             several.len()
         ),
     };
@@ -268,10 +271,11 @@ fn apply_port<'a>(
 }
 
 /// Two endpoints with one name would make sites' references ambiguous; two with one
-/// address would fail to bind (port 0 is exempt: each gets its own free port).
+/// address would fail to bind, whether http:// or https:// (port 0 is exempt: each gets its
+/// own free port).
 fn check_duplicates(read: &[Read], root: &mut Section) {
     let mut names: HashMap<&str, &str> = HashMap::new();
-    let mut urls: HashMap<&ListenUrl, &str> = HashMap::new();
+    let mut binds: HashMap<ListenUrl, (&str, &ListenUrl)> = HashMap::new();
     for r in read {
         let table = r.url_at.path.trim_end_matches(".url");
         if let (Some(name), Some(at)) = (&r.endpoint.name, &r.name_at) {
@@ -279,15 +283,38 @@ fn check_duplicates(read: &[Read], root: &mut Section) {
                 root.report(at.problem(format!("the name {name:?} is already used by {first}")));
             }
         }
-        let port_zero = matches!(r.endpoint.url, ListenUrl::Http(addr) if addr.port() == 0);
-        if !port_zero {
-            if let Some(first) = urls.insert(&r.endpoint.url, table) {
-                root.report(
-                    r.url_at
-                        .problem(format!("{} is already used by {first}", r.endpoint.url)),
-                );
+        let url = &r.endpoint.url;
+        let bind = match url {
+            ListenUrl::Http(addr) | ListenUrl::Https(addr) if addr.port() == 0 => continue,
+            ListenUrl::Http(addr) | ListenUrl::Https(addr) => ListenUrl::Http(*addr),
+            ListenUrl::Unix(_) => url.clone(),
+        };
+        let Some((first, first_url)) = binds.insert(bind, (table, url)) else {
+            continue;
+        };
+        let problem = match url {
+            _ if url == first_url => format!("{url} is already used by {first}"),
+            ListenUrl::Http(addr) | ListenUrl::Https(addr) => {
+                format!("{addr} is already used by {first} ({first_url})")
             }
-        }
+            ListenUrl::Unix(_) => format!("{url} is already used by {first}"),
+        };
+        root.report(r.url_at.problem(problem));
+    }
+}
+
+/// `https_redirect = true` needs an https:// endpoint to send the requests to.
+fn check_redirects(read: &[Read], root: &mut Section) {
+    let has_https = read
+        .iter()
+        .any(|r| matches!(r.endpoint.url, ListenUrl::Https(_)));
+    if has_https {
+        return;
+    }
+    for at in read.iter().filter_map(|r| r.redirect_at.as_ref()) {
+        root.report(
+            at.problem("needs an https:// endpoint to redirect to, but none is configured"),
+        );
     }
 }
 
@@ -311,6 +338,8 @@ mod tests {
         );
         assert_eq!(url("http://*:0"), Ok("http://0.0.0.0:0".into()));
         assert_eq!(url("http://[::1]:8443"), Ok("http://[::1]:8443".into()));
+        assert_eq!(url("https://*:443/"), Ok("https://0.0.0.0:443".into()));
+        assert_eq!(url("HTTPS://[::1]:8443"), Ok("https://[::1]:8443".into()));
         #[cfg(unix)]
         {
             assert_eq!(url("unix:/run/h.sock"), Ok("unix:/run/h.sock".into()));
@@ -327,7 +356,8 @@ mod tests {
             "http://[::1:80",
             "ftp://x:1",
             "127.0.0.1:8080",
-            "https://0.0.0.0:443",
+            "https://example.com:443",
+            "https:0.0.0.0:443",
             "unix:",
         ] {
             assert!(url(text).is_err(), "{text}");

@@ -13,6 +13,7 @@ mod model;
 mod print;
 mod reader;
 mod sections;
+mod tls;
 mod tree;
 mod units;
 
@@ -36,7 +37,7 @@ pub struct LoadOptions {
     pub env: Vec<(String, String)>,
     /// `-l/--listen` URLs; when any are given they replace the configured endpoints.
     pub listen: Vec<String>,
-    /// `--port`: the port of the single http:// endpoint.
+    /// `--port`: the port of the single http:// or https:// endpoint.
     pub port: Option<u16>,
 }
 

@@ -131,18 +131,55 @@ impl Printer {
         }
         self.key("url", quote(&e.url.to_string()));
         let p = e.protocols;
-        let names = [
-            (p.http1, "\"http1\""),
-            (p.http2, "\"http2\""),
-            (p.http3, "\"http3\""),
-        ];
-        let list: Vec<&str> = names
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, n)| *n)
-            .collect();
-        self.key("protocols", format!("[{}]", list.join(", ")));
+        let protocols = [(p.http1, "http1"), (p.http2, "http2"), (p.http3, "http3")];
+        self.key("protocols", list_of(&protocols));
         self.key("proxy_protocol", e.proxy_protocol);
+        if matches!(e.url, ListenUrl::Http(_)) {
+            self.key("https_redirect", e.https_redirect);
+        }
+        if let Some(tls) = &e.tls {
+            self.tls(tls);
+        }
+    }
+
+    fn tls(&mut self, t: &TlsConfig) {
+        if let Some((first, more)) = t.certificates.split_first() {
+            self.key("certificate", certificate(first));
+            if !more.is_empty() {
+                let more: Vec<String> = more.iter().map(certificate).collect();
+                self.key("certificates", format!("[{}]", more.join(", ")));
+            }
+        }
+        match &t.certificates_dir {
+            Some(dir) => self.key("certificates_dir", quote_path(dir)),
+            None if t.certificates.is_empty() => {
+                self.0
+                    .push_str("# no certificate: an in-memory development certificate\n");
+            }
+            None => {}
+        }
+        let v = t.versions;
+        self.key(
+            "tls_versions",
+            list_of(&[(v.tls12, "1.2"), (v.tls13, "1.3")]),
+        );
+        let client = match t.client_certificate {
+            ClientCertificate::None => "none",
+            ClientCertificate::Allow => "allow",
+            ClientCertificate::Require => "require",
+        };
+        self.key("client_certificate", quote(client));
+        if let Some(ca) = &t.client_ca {
+            self.key("client_ca", quote_path(ca));
+        }
+        let unknown_sni = match t.unknown_sni {
+            UnknownSni::Default => "default",
+            UnknownSni::Refuse => "refuse",
+        };
+        self.key("unknown_sni", quote(unknown_sni));
+        self.key("require_sni_host_match", t.require_sni_host_match);
+        self.key("handshake_timeout", format_duration(t.handshake_timeout));
+        self.key("hsts", or_keyword(t.hsts.map(hsts), "off"));
     }
 
     fn static_files(&mut self, s: &StaticConfig) {
@@ -189,6 +226,37 @@ impl Printer {
 /// The value, or the quoted keyword that stands for `None`.
 fn or_keyword(value: Option<String>, keyword: &str) -> String {
     value.unwrap_or_else(|| quote(keyword))
+}
+
+/// A TOML array of the quoted names that are switched on.
+fn list_of(flags: &[(bool, &str)]) -> String {
+    let on: Vec<String> = flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| quote(name))
+        .collect();
+    format!("[{}]", on.join(", "))
+}
+
+fn certificate(files: &CertificateFiles) -> String {
+    let (path, key) = (quote_path(&files.path), quote_path(&files.key));
+    format!("{{ path = {path}, key = {key} }}")
+}
+
+/// The HSTS table; max_age in whole days when it is (it usually is: "365d", not humantime's
+/// "11months 30days 3h 50m 24s").
+fn hsts(h: Hsts) -> String {
+    const DAY: u64 = 24 * 60 * 60;
+    let secs = h.max_age.as_secs();
+    let max_age = if secs % DAY == 0 && h.max_age.subsec_nanos() == 0 {
+        format!("\"{}d\"", secs / DAY)
+    } else {
+        format_duration(h.max_age)
+    };
+    format!(
+        "{{ max_age = {max_age}, include_subdomains = {}, preload = {} }}",
+        h.include_subdomains, h.preload
+    )
 }
 
 fn data_rate(rate: Option<DataRate>) -> String {

@@ -50,16 +50,6 @@ impl Section {
         section
     }
 
-    /// The table's key path, e.g. `endpoints[0]`.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Where the table was written (or created), for problems about the table as a whole.
-    pub fn origin(&self) -> &Origin {
-        &self.origin
-    }
-
     /// Takes `key` out of the section, marking it as a known key.
     pub fn take(&mut self, key: &'static str) -> Option<Field> {
         self.known.push(key);
@@ -83,6 +73,61 @@ impl Section {
             Some(field) => self.check(&field, parse(&field)).unwrap_or(default),
             None => default,
         }
+    }
+
+    /// Takes `key`, which must be present: when it is absent, "missing: `why`" is reported
+    /// at the table.
+    pub fn require(&mut self, key: &'static str, why: &str) -> Option<Field> {
+        let field = self.take(key);
+        if field.is_none() {
+            let problem = Diagnostic::new(
+                self.origin.clone(),
+                join(&self.path, key),
+                format!("missing: {why}"),
+            );
+            self.report(problem);
+        }
+        field
+    }
+
+    /// A key that is either "off" or a table: `None` when it is absent or wrong (the
+    /// problem is recorded; `example` describes the table in it), `Some(None)` for "off",
+    /// and the table to read otherwise. Close the table into `self` when done.
+    pub fn off_or_table(&mut self, key: &'static str, example: &str) -> Option<Option<Section>> {
+        let field = self.take(key)?;
+        if matches!(field.node.value, Value::Table(_)) {
+            return Some(Some(Section::new(field.path, field.node)));
+        }
+        let result = field.or_keyword::<()>("off", |f| Err(f.expected(example)));
+        self.check(&field, result).map(|_| None)
+    }
+
+    /// A non-empty list of distinct values out of `allowed`, each with its item (for
+    /// problems about one item); a bad item is reported and left out, an empty list is
+    /// reported with `empty` and gives `None`, as does a value that is not a list.
+    pub fn distinct(
+        &mut self,
+        field: &Field,
+        allowed: &[&'static str],
+        empty: &str,
+    ) -> Option<Vec<(Field, &'static str)>> {
+        let items = self.check(field, field.items())?;
+        if items.is_empty() {
+            self.report(field.problem(empty));
+            return None;
+        }
+        let mut seen: Vec<(Field, &'static str)> = Vec::new();
+        for item in items {
+            let Some(value) = self.check(&item, item.choice(allowed)) else {
+                continue;
+            };
+            if seen.iter().any(|(_, v)| *v == value) {
+                self.report(item.problem(format!("{value} is listed twice")));
+            } else {
+                seen.push((item, value));
+            }
+        }
+        Some(seen)
     }
 
     /// Turns a parse result into a value, recording the problem under the field's name.
@@ -244,14 +289,15 @@ impl Field {
 
     /// One of `allowed` (case-insensitive), suggesting the closest on a typo.
     pub fn choice(&self, allowed: &[&'static str]) -> Result<&'static str, String> {
-        let text = match &self.node.value {
-            Value::String(s) => s.trim(),
-            _ => "",
+        let list = allowed.join(", ");
+        let Value::String(text) = &self.node.value else {
+            // A bare 1.3 or true: say that it has to be written as a string.
+            return Err(self.expected(&format!("a string, one of {list}")));
         };
+        let text = text.trim();
         if let Some(found) = allowed.iter().find(|a| a.eq_ignore_ascii_case(text)) {
             return Ok(found);
         }
-        let list = allowed.join(", ");
         let mut message = self.expected(&format!("one of {list}"));
         if let Some(near) = suggest(&text.to_ascii_lowercase(), allowed) {
             message = format!("{message}, did you mean \"{near}\"?");
@@ -308,6 +354,11 @@ where
     } else {
         Ok(value)
     }
+}
+
+/// A timeout: a duration longer than zero (zero would close everything at once).
+pub(crate) fn timeout(f: &Field) -> Result<Duration, String> {
+    f.duration().and_then(positive)
 }
 
 /// Checks that a duration is not zero (a zero timeout would close everything at once).

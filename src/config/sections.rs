@@ -5,18 +5,12 @@ use std::path::{Component, Path, PathBuf};
 
 use super::error::{Diagnostic, Origin};
 use super::model::*;
-use super::reader::{at_least, in_range, narrow, positive, Field, Section};
-use super::tree::Value;
+use super::reader::{at_least, in_range, narrow, timeout, Field, Section};
 
 /// "unlimited" where a limit may be lifted.
 const UNLIMITED: &str = "unlimited";
 /// "off" where a feature may be disabled.
 const OFF: &str = "off";
-
-/// A timeout: a duration longer than zero (zero would close everything at once).
-fn timeout(f: &Field) -> Result<std::time::Duration, String> {
-    f.duration().and_then(positive)
-}
 
 /// `[server]`.
 pub(crate) fn server(root: &mut Section) -> ServerConfig {
@@ -84,14 +78,11 @@ pub(crate) fn limits(root: &mut Section) -> Limits {
 /// keep their defaults.
 fn data_rate(t: &mut Section, key: &'static str) -> Option<DataRate> {
     let d = DataRate::default();
-    let Some(field) = t.take(key) else {
-        return Some(d);
+    let mut rate = match t.off_or_table(key, RATE) {
+        None => return Some(d),
+        Some(None) => return None,
+        Some(Some(rate)) => rate,
     };
-    if !matches!(field.node.value, Value::Table(_)) {
-        let result = field.or_keyword(OFF, |f| Err(f.expected(RATE)));
-        return t.check(&field, result).unwrap_or(Some(d));
-    }
-    let mut rate = Section::new(field.path, field.node);
     let value = DataRate {
         bytes_per_second: rate.read("bytes_per_second", d.bytes_per_second, |f| {
             at_least(f.count()?, 1)
@@ -177,10 +168,12 @@ pub(crate) fn static_files(root: &mut Section, base_dir: &Path, app_dir: &Path) 
     let mut t = root.section("static");
     let checked = match t.take("root") {
         Some(field) => {
-            let dir = field.string().and_then(|s| check_dir(&base_dir.join(s)));
+            let dir = field
+                .string()
+                .and_then(|s| check_dir(&base_dir.join(s), ROOT));
             t.check(&field, dir)
         }
-        None => check_dir(app_dir)
+        None => check_dir(app_dir, ROOT)
             .map_err(|problem| {
                 let origin = Origin::Cli("argument APP_DIR".to_owned());
                 t.report(Diagnostic::new(origin, "static.root", problem))
@@ -215,9 +208,12 @@ pub(crate) fn static_files(root: &mut Section, base_dir: &Path, app_dir: &Path) 
     files
 }
 
-/// The static root must be an existing directory: better to fail at startup than to answer
-/// every request with 404.
-fn check_dir(dir: &Path) -> Result<PathBuf, String> {
+/// What the static root is called in messages.
+const ROOT: &str = "the static root";
+
+/// A directory that must exist (the static root: better to fail at startup than to answer
+/// every request with 404), made absolute; `role` names it in messages.
+pub(crate) fn check_dir(dir: &Path, role: &str) -> Result<PathBuf, String> {
     let dir = super::defaults::absolute(dir);
     match std::fs::metadata(&dir) {
         Ok(meta) if meta.is_dir() => Ok(dir),
@@ -225,10 +221,7 @@ fn check_dir(dir: &Path) -> Result<PathBuf, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(format!("directory {} does not exist", dir.display()))
         }
-        Err(e) => Err(format!(
-            "cannot use {} as the static root: {e}",
-            dir.display()
-        )),
+        Err(e) => Err(format!("cannot use {} as {role}: {e}", dir.display())),
     }
 }
 
