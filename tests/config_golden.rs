@@ -183,6 +183,30 @@ fn documented_settings_file_loads_to_the_defaults() {
     assert_eq!(loaded, Config::defaults(Path::new(".")));
 }
 
+/// The commented https:// example of `config/harrier.toml` (from the first commented
+/// `[[endpoints]]` after "For example" to the end of the comment block) loads once
+/// uncommented, so the documentation cannot drift from the reader.
+#[test]
+fn documented_https_example_loads() {
+    let text = fs::read_to_string("config/harrier.toml").unwrap();
+    let start = text.find("# For example").expect("https example");
+    let example: String = text[start..]
+        .lines()
+        .skip_while(|line| *line != "# [[endpoints]]")
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| format!("{}\n", line.trim_start_matches('#').trim_start()))
+        .collect();
+    let loaded = config::load_str(
+        &example,
+        Path::new("config/harrier.toml"),
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    let tls = loaded.endpoints[1].tls.as_ref().expect("an https endpoint");
+    assert!(loaded.endpoints[0].https_redirect && loaded.endpoints[1].protocols.http3);
+    assert_eq!(tls.certificates.len(), 2);
+}
+
 #[test]
 fn defaults_print_and_load_back() {
     let defaults = Config::defaults(Path::new("."));
