@@ -230,6 +230,7 @@ def main():
     workers = os.cpu_count() if args.full else 1
 
     tmp = tempfile.mkdtemp(prefix="harrier-bench-")
+    os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user and must read the site
     site = os.path.join(tmp, "site")
     make_site(site)
     crt, key = make_cert(tmp)
@@ -255,7 +256,8 @@ def main():
                     rps, p99, problem = run_load(tool, url, extra, args.duration, pin_load)
                     cpu = cpu_seconds(s.pids) - before
                     if problem:
-                        print(f"  warning: {s.name} {name}: errors reported by the load generator", file=sys.stderr)
+                        detail = "; ".join(l.strip() for l in problem.splitlines() if "error" in l or "Non-2xx" in l)
+                        print(f"  warning: {s.name} {name}: {detail}", file=sys.stderr)
                     res[s.name]["rps"].append(rps)
                     res[s.name]["p99"].append(p99)
                     res[s.name]["eff"].append(rps * args.duration / cpu if cpu > 0 else float("nan"))
