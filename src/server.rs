@@ -14,6 +14,7 @@ use crate::listen::{
     self, AcceptedStream, BoundEndpoint, ConnectionLimiter, EndpointError, Listener,
 };
 use crate::pipeline::{App, Handler};
+use crate::proto::h3::QuicListener;
 use crate::proto::{self, ConnContext};
 use crate::tls::EndpointTls;
 
@@ -68,13 +69,17 @@ impl Server {
             None => static_handler(&self.config)?,
         };
         let mut endpoints = Vec::with_capacity(self.config.endpoints.len());
+        let mut quic = Vec::new();
         for ep in &self.config.endpoints {
-            endpoints.push(BoundEndpoint::bind(ep, &self.config)?);
+            let mut bound = BoundEndpoint::bind(ep, &self.config)?;
+            quic.extend(QuicListener::from_bound(&mut bound, &self.config)?);
+            endpoints.push(bound);
         }
         Ok(BoundServer {
             app: Arc::new(App::new(&self.config, handler)),
             config: self.config,
             endpoints,
+            quic,
             reload: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -99,8 +104,13 @@ pub struct BoundServer {
     config: Config,
     app: Arc<App>,
     endpoints: Vec<BoundEndpoint>,
+    quic: Vec<QuicListener>,
     reload: Arc<tokio::sync::Notify>,
 }
+
+/// After shutdown, how long QUIC endpoints may take to see their connections' close
+/// acknowledged (otherwise peers only learn of it from their idle timeout).
+const QUIC_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl BoundServer {
     /// The URL of each endpoint, with real ports (`http://127.0.0.1:PORT`, `unix:/path`).
@@ -119,6 +129,14 @@ impl BoundServer {
         self.endpoints
             .iter()
             .filter_map(|e| e.listener.local_addr())
+            .collect()
+    }
+
+    /// The UDP addresses of the HTTP/3 endpoints, in endpoint order.
+    pub fn quic_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.quic
+            .iter()
+            .filter_map(QuicListener::local_addr)
             .collect()
     }
 
@@ -177,6 +195,17 @@ impl BoundServer {
                 serve,
             )));
         }
+        let mut quic_endpoints = Vec::with_capacity(self.quic.len());
+        for listener in self.quic {
+            quic_endpoints.push(listener.endpoint().clone());
+            acceptors.push(tokio::spawn(proto::h3::accept_loop(
+                listener,
+                Arc::clone(&limiter),
+                tracker.clone(),
+                stop_accepting.clone(),
+                Arc::clone(&ctx),
+            )));
+        }
         let reloader = tokio::spawn(watch_certificates(tls_endpoints, self.reload));
 
         shutdown.await;
@@ -202,7 +231,13 @@ impl BoundServer {
                 limiter.open()
             );
             abort.cancel();
+            for endpoint in &quic_endpoints {
+                endpoint.close(0u32.into(), b"shutdown");
+            }
             tracker.wait().await;
+        }
+        for endpoint in &quic_endpoints {
+            let _ = tokio::time::timeout(QUIC_CLOSE_WAIT, endpoint.wait_idle()).await;
         }
         reloader.abort();
         for path in unix_paths {

@@ -5,6 +5,7 @@
 //! its keep-alive timeout asks for a close, or the server drains.
 
 mod builders;
+pub mod h3;
 mod sniff;
 
 use std::future::Future;
