@@ -123,6 +123,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// A QUIC connection to `server` (ALPN h3, trusting the test CA).
 async fn quic_connect(server: &H3Server) -> quinn::Connection {
+    try_quic_connect(server).await.expect("handshake")
+}
+
+/// A QUIC connection attempt to `server`, bounded by `STEP`.
+async fn try_quic_connect(server: &H3Server) -> Result<quinn::Connection, quinn::ConnectionError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(server.ca.clone()).expect("root");
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
@@ -140,7 +145,6 @@ async fn quic_connect(server: &H3Server) -> quinn::Connection {
     tokio::time::timeout(STEP, connecting)
         .await
         .expect("handshake timeout")
-        .expect("handshake")
 }
 
 type SendRequest = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
@@ -230,6 +234,7 @@ async fn get_a_static_file() {
     assert_eq!(answer.head.version(), http::Version::HTTP_3);
     let server_header = answer.head.headers().get("server");
     assert_eq!(server_header.map(|v| v.as_bytes()), Some(&b"harrier"[..]));
+    assert!(answer.head.headers().contains_key("date"));
     assert!(answer.body == file, "got {} bytes", answer.body.len());
     // The same connection serves more requests, including a 404.
     let missing = get(&mut sender, "/missing").await;
@@ -292,6 +297,27 @@ async fn bodies_past_the_limit_get_413() {
         (answer.head.status(), &answer.body[..]),
         (StatusCode::OK, &b"small"[..])
     );
+}
+
+#[tokio::test]
+async fn slow_uploads_get_408() {
+    let toml = "[limits]\nmin_request_body_data_rate = { bytes_per_second = 1000, grace_period = \"300ms\" }\n";
+    let server = start_server(toml, &[], Some(echo()), true).await;
+    let (mut sender, _quic, _driver) = h3_connect(&server).await;
+    let req = Request::post(url("/")).body(()).expect("request");
+    let mut stream = sender.send_request(req).await.expect("send request");
+    stream
+        .send_data(Bytes::from_static(b"0123456789"))
+        .await
+        .expect("send");
+    // ...and nothing more: the body rate falls under the minimum after the grace period.
+    let started = Instant::now();
+    let head = tokio::time::timeout(STEP, stream.recv_response())
+        .await
+        .expect("no response in time")
+        .expect("response");
+    assert_eq!(head.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
 /// QUIC variable-length integer (RFC 9000 §16).
@@ -483,6 +509,34 @@ async fn streams_per_connection_are_limited() {
             .expect("task");
         assert_eq!(answer.body.len(), 100_000);
     }
+}
+
+#[tokio::test]
+async fn quic_connections_count_against_the_connection_limit() {
+    let toml = "[limits]\nmax_concurrent_connections = 1\n";
+    let server = start_server(toml, &[("a.txt", b"a")], None, true).await;
+    let (mut sender, quic, _driver) = h3_connect(&server).await;
+    let second = try_quic_connect(&server).await;
+    assert!(
+        matches!(&second, Err(quinn::ConnectionError::ConnectionClosed(c)) if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED),
+        "{second:?}"
+    );
+    // The first connection is unaffected, and its slot is free again once it is closed.
+    assert_eq!(get(&mut sender, "/a.txt").await.body, b"a");
+    quic.close(0u32.into(), b"done");
+    drop(sender);
+    let refused_until_released = async {
+        loop {
+            match try_quic_connect(&server).await {
+                Ok(_) => return,
+                Err(quinn::ConnectionError::ConnectionClosed(_)) => tokio::task::yield_now().await,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(STEP, refused_until_released)
+        .await
+        .expect("the slot was not released");
 }
 
 #[tokio::test]

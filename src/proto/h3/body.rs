@@ -25,6 +25,9 @@ enum State {
 pub struct RequestBody {
     stream: RequestStream<h3_quinn::RecvStream, Bytes>,
     state: State,
+    /// The last poll was pending: h3-quinn holds the QUIC stream inside its read future then,
+    /// and panics if asked to stop it.
+    reading: bool,
 }
 
 impl RequestBody {
@@ -33,6 +36,7 @@ impl RequestBody {
         RequestBody {
             stream,
             state: State::Data,
+            reading: false,
         }
     }
 }
@@ -42,6 +46,21 @@ impl HttpBody for RequestBody {
     type Error = StreamError;
 
     fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
+        let polled = self.as_mut().poll_stream(cx);
+        self.reading = polled.is_pending();
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == State::Done
+    }
+}
+
+impl RequestBody {
+    fn poll_stream(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
@@ -68,17 +87,14 @@ impl HttpBody for RequestBody {
             }
         }
     }
-
-    fn is_end_stream(&self) -> bool {
-        self.state == State::Done
-    }
 }
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
-        if self.state != State::Done {
-            // The response does not need the rest (RFC 9114 §4.1: a server that answered
-            // early asks the client to stop sending, without an error).
+        // The response does not need the rest (RFC 9114 §4.1: a server that answered early
+        // asks the client to stop sending, without an error). With a read pending, dropping
+        // the stream stops it (with code 0).
+        if self.state != State::Done && !self.reading {
             self.stream.stop_sending(Code::H3_NO_ERROR);
         }
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use h3::error::Code;
 use h3::server::{RequestResolver, RequestStream};
-use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, Response};
+use http::header::{CONNECTION, DATE, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use http_body_util::BodyExt;
 use hyper::service::Service;
 
@@ -61,6 +61,10 @@ pub async fn serve(mut resolver: Resolver, entry: Entry, head_timeout: Duration)
 async fn respond(send: &mut SendHalf, resp: Response<ResponseBody>) -> Result<(), String> {
     let (mut parts, mut body) = resp.into_parts();
     strip_connection_fields(&mut parts.headers);
+    if !parts.headers.contains_key(DATE) {
+        // hyper adds it on HTTP/1.1 and HTTP/2 (RFC 9110 §6.6.1: servers with a clock must).
+        parts.headers.insert(DATE, now_http_date());
+    }
     send.send_response(Response::from_parts(parts, ()))
         .await
         .map_err(|e| e.to_string())?;
@@ -105,6 +109,29 @@ fn strip_connection_fields(headers: &mut HeaderMap) {
     }
 }
 
+/// The `date` value for now, formatted at most once per second per thread.
+fn now_http_date() -> HeaderValue {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHE: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        match &*cache {
+            Some((at, value)) if *at == secs => value.clone(),
+            _ => {
+                let value = HeaderValue::from_str(&httpdate::fmt_http_date(now))
+                    .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+                *cache = Some((secs, value.clone()));
+                value
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +146,13 @@ mod tests {
         strip_connection_fields(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn dates_are_http_dates() {
+        let date = now_http_date();
+        let parsed = httpdate::parse_http_date(date.to_str().unwrap()).unwrap();
+        let age = std::time::SystemTime::now().duration_since(parsed).unwrap();
+        assert!(age < Duration::from_secs(2), "{date:?}");
     }
 }
