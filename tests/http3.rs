@@ -558,40 +558,32 @@ async fn idle_connections_are_closed_after_keep_alive_timeout() {
     );
 }
 
-fn https_client(server: &H3Server) -> reqwest::Client {
+/// The `alt-svc` header of a GET over TLS (TCP) from a server whose endpoint lists http3
+/// or not.
+async fn alt_svc_over_tcp(http3: bool) -> (Option<String>, H3Server) {
+    let server = start_server("", &[("a.txt", b"a")], None, http3).await;
     let ca = reqwest::Certificate::from_der(server.ca.as_ref()).expect("ca");
-    reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .add_root_certificate(ca)
         .resolve("localhost", server.tcp)
         .timeout(STEP)
         .build()
-        .expect("client")
+        .expect("client");
+    let url = format!("https://localhost:{}/a.txt", server.tcp.port());
+    let resp = client.get(&url).send().await.expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let alt_svc = resp.headers().get("alt-svc");
+    let alt_svc = alt_svc.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    (alt_svc, server)
 }
 
 #[tokio::test]
 async fn tcp_responses_advertise_http3() {
-    let server = start_server("", &[("a.txt", b"a")], None, true).await;
-    let url = format!("https://localhost:{}/a.txt", server.tcp.port());
-    let resp = https_client(&server)
-        .get(&url)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(resp.status(), StatusCode::OK);
+    let (alt_svc, server) = alt_svc_over_tcp(true).await;
     let expected = format!("h3=\":{}\"; ma=86400", server.udp.port());
-    let alt_svc = resp.headers().get("alt-svc").map(|v| v.as_bytes().to_vec());
-    assert_eq!(alt_svc.as_deref(), Some(expected.as_bytes()));
-
+    assert_eq!(alt_svc, Some(expected));
     // Without http3, nothing is advertised.
-    let plain = start_server("", &[("a.txt", b"a")], None, false).await;
-    let url = format!("https://localhost:{}/a.txt", plain.tcp.port());
-    let resp = https_client(&plain)
-        .get(&url)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert!(!resp.headers().contains_key("alt-svc"));
+    assert_eq!(alt_svc_over_tcp(false).await.0, None);
 }
 
 #[tokio::test]

@@ -158,13 +158,15 @@ fn warn_if_small_udp_buffers() {
                     .and_then(|s| s.trim().parse::<usize>().ok())
             };
             let (rmem, wmem) = (read("rmem_max"), read("wmem_max"));
-            if rmem.is_some_and(|v| v < UDP_BUFFER_SIZE) || wmem.is_some_and(|v| v < UDP_BUFFER_SIZE)
+            if rmem.is_some_and(|v| v < UDP_BUFFER_SIZE)
+                || wmem.is_some_and(|v| v < UDP_BUFFER_SIZE)
             {
                 tracing::warn!(
-                    "UDP socket buffers are capped at {} / {} bytes (net.core.rmem_max / wmem_max): \
-                     HTTP/3 throughput will suffer; raise them with \
-                     `sysctl -w net.core.rmem_max={UDP_BUFFER_SIZE} net.core.wmem_max={UDP_BUFFER_SIZE}` \
-                     (on Docker and Kubernetes, on the host: these sysctls are not namespaced)",
+                    "UDP socket buffers are capped at {} / {} bytes (net.core.rmem_max / \
+                     wmem_max), below the {UDP_BUFFER_SIZE} HTTP/3 needs for good throughput; \
+                     raise them with `sysctl -w net.core.rmem_max={UDP_BUFFER_SIZE} \
+                     net.core.wmem_max={UDP_BUFFER_SIZE}` (under Docker or Kubernetes, on the \
+                     host or node: these sysctls are not per container)",
                     rmem.unwrap_or(0),
                     wmem.unwrap_or(0),
                 );
