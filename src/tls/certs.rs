@@ -76,7 +76,12 @@ pub fn from_der(
     provider: &CryptoProvider,
 ) -> Result<LoadedCert, String> {
     let (names, not_after) = describe(&chain[0]);
-    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| e.to_string())?;
+    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => {
+            "the private key does not belong to the certificate".to_owned()
+        }
+        other => other.to_string(),
+    })?;
     Ok(LoadedCert {
         key: Arc::new(certified),
         names,
@@ -84,13 +89,23 @@ pub fn from_der(
     })
 }
 
-fn pem_message(e: rustls_pki_types::pem::Error) -> String {
+/// A reader's message for a PEM problem (the crate's Display shows byte arrays).
+pub(crate) fn pem_message(e: rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error;
     match e {
-        rustls_pki_types::pem::Error::Io(io) => io.to_string(),
-        rustls_pki_types::pem::Error::NoItemsFound => {
-            "no PEM item of the expected kind in the file".to_owned()
-        }
-        other => format!("invalid PEM: {other:?}"),
+        Error::Io(io) => io.to_string(),
+        Error::NoItemsFound => "no PEM item of the expected kind in the file".to_owned(),
+        Error::MissingSectionEnd { end_marker } => format!(
+            "invalid PEM: a section has no \"{}\" line",
+            String::from_utf8_lossy(&end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "invalid PEM: bad section start \"{}\"",
+            String::from_utf8_lossy(&line)
+        ),
+        Error::Base64Decode(_) => "invalid PEM: the base64 content is corrupt".to_owned(),
+        Error::SectionTooLarge => "invalid PEM: a section is larger than 256 MB".to_owned(),
+        other => format!("invalid PEM: {other}"),
     }
 }
 

@@ -237,8 +237,8 @@ fn client_roots(ca: &PathBuf) -> Result<RootCertStore, TlsError> {
         message,
     };
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| err(format!("{e:?}")))? {
-        let cert = cert.map_err(|e| err(format!("{e:?}")))?;
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| err(certs::pem_message(e)))? {
+        let cert = cert.map_err(|e| err(certs::pem_message(e)))?;
         roots.add(cert).map_err(|e| err(e.to_string()))?;
     }
     if roots.is_empty() {
