@@ -236,9 +236,8 @@ impl BoundServer {
             }
             tracker.wait().await;
         }
-        for endpoint in &quic_endpoints {
-            let _ = tokio::time::timeout(QUIC_CLOSE_WAIT, endpoint.wait_idle()).await;
-        }
+        let closed = futures_util::future::join_all(quic_endpoints.iter().map(|e| e.wait_idle()));
+        let _ = tokio::time::timeout(QUIC_CLOSE_WAIT, closed).await;
         reloader.abort();
         for path in unix_paths {
             let _ = std::fs::remove_file(path);

@@ -229,12 +229,13 @@ async fn serve_connection(
     }
     if closing == Closing::Drain {
         // Closing a QUIC connection discards what the peer has not acknowledged yet, and h3
-        // does not tell when a finished response is acknowledged: give the peer a moment to
-        // receive the last responses and close the connection itself, as clients do after
-        // GOAWAY (RFC 9114 §5.2 lets the server wait for that).
+        // does not tell when a finished response is: give the peer up to CLOSE_GRACE after
+        // the last response to receive it and close the connection itself, as clients do
+        // after GOAWAY (RFC 9114 §5.2 lets the server wait for that).
+        let linger = later(state.idle_since(), super::CLOSE_GRACE);
         tokio::select! {
             _ = quic.closed() => {}
-            _ = tokio::time::sleep(super::CLOSE_GRACE) => {}
+            _ = tokio::time::sleep_until(Instant::from_std(linger)) => {}
             _ = ctx.abort.cancelled() => {}
         }
     }
