@@ -69,11 +69,23 @@ impl Server {
             None => static_handler(&self.config)?,
         };
         let mut endpoints = Vec::with_capacity(self.config.endpoints.len());
-        let mut quic = Vec::new();
         for ep in &self.config.endpoints {
-            let mut bound = BoundEndpoint::bind(ep, &self.config)?;
-            quic.extend(QuicListener::from_bound(&mut bound, &self.config)?);
-            endpoints.push(bound);
+            endpoints.push(BoundEndpoint::bind(ep, &self.config)?);
+        }
+        // Redirects go to the first https:// endpoint's real port (the config may say 0).
+        let https_port = endpoints
+            .iter()
+            .find(|e| matches!(e.listener, Listener::Tcp(_, true)))
+            .and_then(|e| e.listener.local_addr())
+            .map(|a| a.port());
+        let mut quic = Vec::new();
+        for bound in &mut endpoints {
+            if let Some(info) = Arc::get_mut(&mut bound.info) {
+                if info.https_redirect_port.is_some() {
+                    info.https_redirect_port = https_port;
+                }
+            }
+            quic.extend(QuicListener::from_bound(bound, &self.config)?);
         }
         Ok(BoundServer {
             app: Arc::new(App::new(&self.config, handler)),
