@@ -5,16 +5,15 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use common::{config_for, echo, STEP};
-use harrier::config::{CertificateFiles, ListenUrl, Protocols, TlsConfig};
+use common::pki::{self, Ca};
+use common::{echo, STEP};
 use harrier::pipeline::{handler_fn, ConnInfo, Handler};
-use harrier::Server;
 use http::{Request, StatusCode};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -23,7 +22,7 @@ use tokio::task::JoinHandle;
 struct H3Server {
     tcp: SocketAddr,
     udp: SocketAddr,
-    ca: CertificateDer<'static>,
+    ca: Ca,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _tmp: tempfile::TempDir,
@@ -47,32 +46,10 @@ impl Drop for H3Server {
     }
 }
 
-/// Writes a CA and a leaf for localhost / 127.0.0.1 signed by it into `dir`; returns the
-/// leaf's files and the CA certificate.
-fn make_pki(dir: &Path) -> (CertificateFiles, CertificateDer<'static>) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "harrier test CA");
-    let ca_key = rcgen::KeyPair::generate().expect("ca key");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
-    let leaf_params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("leaf params");
-    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf");
-    let files = CertificateFiles {
-        path: dir.join("site.pem"),
-        key: dir.join("site.key"),
-    };
-    std::fs::write(&files.path, leaf.pem()).expect("write cert");
-    std::fs::write(&files.key, leaf_key.serialize_pem()).expect("write key");
-    (files, ca.der().clone())
-}
-
-/// Starts a server with settings `toml`, files `files` in its app directory, and `handler`
-/// instead of static files when given. `http3` says whether the endpoint lists it.
+/// Starts a server with settings `toml` (no `[[endpoints]]`: one https:// endpoint on port 0
+/// is added, listing http3 when `http3` says so), files `files` in its app directory, and
+/// `handler` instead of static files when given. Its certificate (localhost, 127.0.0.1) is
+/// issued by a CA made here.
 async fn start_server(
     toml: &str,
     files: &[(&str, &[u8])],
@@ -83,24 +60,15 @@ async fn start_server(
     for (path, contents) in files {
         std::fs::write(tmp.path().join(path), contents).expect("write");
     }
-    let (cert, ca) = make_pki(tmp.path());
-    let mut config = config_for(tmp.path(), toml);
-    let ep = &mut config.endpoints[0];
-    ep.url = ListenUrl::Https("127.0.0.1:0".parse().expect("addr"));
-    ep.protocols = Protocols {
-        http1: true,
-        http2: true,
-        http3,
+    let ca = Ca::new("harrier HTTP/3 test CA");
+    ca.server(&["localhost", "127.0.0.1"])
+        .write(tmp.path(), "site");
+    let protocols = match http3 {
+        true => r#"protocols = ["http1", "http2", "http3"]"#,
+        false => r#"protocols = ["http1", "http2"]"#,
     };
-    ep.tls = Some(TlsConfig {
-        certificates: vec![cert],
-        ..TlsConfig::default()
-    });
-    let mut server = Server::from_config(config);
-    if let Some(h) = handler {
-        server = server.with_handler(h);
-    }
-    let bound = server.bind().await.expect("bind");
+    let toml = format!("{toml}\n{}", pki::https_endpoint(protocols));
+    let bound = pki::bind(tmp.path(), &toml, handler).await.expect("bind");
     let tcp = bound.local_addrs()[0];
     let udp = bound.quic_addrs().first().copied().unwrap_or(tcp);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -129,7 +97,8 @@ async fn quic_connect(server: &H3Server) -> quinn::Connection {
 /// A QUIC connection attempt to `server`, bounded by `STEP`.
 async fn try_quic_connect(server: &H3Server) -> Result<quinn::Connection, quinn::ConnectionError> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(server.ca.clone()).expect("root");
+    let ca = CertificateDer::from_pem_slice(server.ca.pem().as_bytes()).expect("CA PEM");
+    roots.add(ca).expect("root");
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("tls 1.3")
@@ -562,9 +531,8 @@ async fn idle_connections_are_closed_after_keep_alive_timeout() {
 /// or not.
 async fn alt_svc_over_tcp(http3: bool) -> (Option<String>, H3Server) {
     let server = start_server("", &[("a.txt", b"a")], None, http3).await;
-    let ca = reqwest::Certificate::from_der(server.ca.as_ref()).expect("ca");
     let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
+        .add_root_certificate(server.ca.root())
         .resolve("localhost", server.tcp)
         .timeout(STEP)
         .build()
