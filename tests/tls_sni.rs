@@ -78,6 +78,8 @@ async fn the_certificates_directory_is_searched_by_name_then_wildcard() {
 async fn plain_http_is_redirected_to_the_https_endpoint() {
     let ca = Ca::new("Redirect CA");
     let dir = site(&ca, &["example.test", "localhost", "127.0.0.1"]);
+    std::fs::create_dir_all(dir.path().join("path")).unwrap();
+    std::fs::write(dir.path().join("path/x"), "the page").unwrap();
     let toml = format!(
         "[[endpoints]]\nurl = \"http://127.0.0.1:0\"\nhttps_redirect = true\n\n{}",
         https_endpoint("")
@@ -106,6 +108,7 @@ async fn plain_http_is_redirected_to_the_https_endpoint() {
     let resp = resp.unwrap_or_else(|e| panic!("following the redirect: {}", error_chain(&e)));
     assert_eq!(resp.url().as_str(), to);
     assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "the page");
 }
 
 #[tokio::test]
