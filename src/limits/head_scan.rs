@@ -109,9 +109,21 @@ impl HeadScanner {
                     if !self.in_head {
                         head_start = i;
                     }
-                    let b = bytes[i];
-                    i += 1;
-                    if let Err(status) = self.byte(b) {
+                    // Most bytes are ordinary: find the next CR, LF or NUL at SIMD speed and
+                    // account for the run in one step; only those three need a closer look.
+                    let rest = &bytes[i..];
+                    let run = if self.prev_cr {
+                        0
+                    } else {
+                        memchr::memchr3(b'\r', b'\n', 0, rest).unwrap_or(rest.len())
+                    };
+                    let step = if run > 0 {
+                        self.run(&rest[..run])
+                    } else {
+                        self.byte(rest[0])
+                    };
+                    i += run.max(1);
+                    if let Err(status) = step {
                         return Verdict::Reject {
                             status,
                             at: head_start,
@@ -123,6 +135,31 @@ impl HeadScanner {
         Verdict::Ok
     }
 
+    /// A run of bytes that holds no CR, LF or NUL, inside one line.
+    fn run(&mut self, run: &[u8]) -> Result<(), StatusCode> {
+        self.in_head = true;
+        if self.line_len == 0 && self.line_no > 0 && matches!(run[0], b' ' | b'\t') {
+            return Err(StatusCode::BAD_REQUEST); // obs-fold, or whitespace before a field name
+        }
+        if self.line_len < KEPT_LINE {
+            let keep = run.len().min(KEPT_LINE - self.line_len);
+            self.line[self.line_len..self.line_len + keep].copy_from_slice(&run[..keep]);
+        }
+        self.line_len += run.len();
+        if self.line_no == 0 {
+            if self.line_len > self.limits.max_request_line_size {
+                return Err(StatusCode::URI_TOO_LONG);
+            }
+        } else {
+            self.headers_total += run.len();
+            if self.headers_total > self.limits.max_headers_total_size {
+                return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+            }
+        }
+        Ok(())
+    }
+
+    /// One CR, LF or NUL (or the byte after a CR).
     fn byte(&mut self, b: u8) -> Result<(), StatusCode> {
         self.in_head = true;
         if self.prev_cr {
@@ -139,26 +176,7 @@ impl HeadScanner {
             }
             b'\n' => Err(StatusCode::BAD_REQUEST), // bare LF
             0 => Err(StatusCode::BAD_REQUEST),
-            b' ' | b'\t' if self.line_len == 0 && self.line_no > 0 => {
-                Err(StatusCode::BAD_REQUEST) // obs-fold, or whitespace before a field name
-            }
-            _ => {
-                if self.line_len < KEPT_LINE {
-                    self.line[self.line_len] = b;
-                }
-                self.line_len += 1;
-                if self.line_no == 0 {
-                    if self.line_len > self.limits.max_request_line_size {
-                        return Err(StatusCode::URI_TOO_LONG);
-                    }
-                } else {
-                    self.headers_total += 1;
-                    if self.headers_total > self.limits.max_headers_total_size {
-                        return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-                    }
-                }
-                Ok(())
-            }
+            _ => self.run(&[b]),
         }
     }
 

@@ -11,6 +11,7 @@ mod sniff;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -150,45 +151,106 @@ where
 /// goodbye (HTTP/2's GOAWAY and PING round trip) once it has no request in flight.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// Wakes the connection task and remembers that a signal (not the connection) woke it.
+///
+/// A connection's future is polled on every byte it moves; polling the signal futures each
+/// time would take a mutex per poll (tokio's `Notify`). They are polled only when they woke us.
+#[derive(Default)]
+struct SignalWaker {
+    woken: std::sync::atomic::AtomicBool,
+    task: futures_util::task::AtomicWaker,
+}
+
+impl std::task::Wake for SignalWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, std::sync::atomic::Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// What a signal asks of the connection.
+enum Signal {
+    /// Finish in-flight requests, then close (keep-alive timeout or server drain).
+    Drain,
+    /// The peer had its grace period to close: drop the connection now if idle.
+    Force,
+    /// Close now (server abort).
+    Abort,
+}
+
 async fn drive<C, E>(conn: C, shared: &ConnShared, ctx: &ConnContext)
 where
     C: Drain<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
     let mut conn = std::pin::pin!(conn);
+    let mut close = std::pin::pin!(shared.close.notified());
+    let mut drain = std::pin::pin!(ctx.drain.cancelled());
+    let mut abort = std::pin::pin!(ctx.abort.cancelled());
     // Set once draining: a peer that never acknowledges the GOAWAY is cut off when idle.
-    let mut force_at: Option<tokio::time::Instant> = None;
-    loop {
-        let force = async {
-            match force_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            res = conn.as_mut() => {
+    let mut force: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let mut draining = false;
+    let signals = Arc::new(SignalWaker::default());
+    signals
+        .woken
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let signal_waker = std::task::Waker::from(Arc::clone(&signals));
+    std::future::poll_fn(|cx| {
+        signals.task.register(cx.waker());
+        loop {
+            if let Poll::Ready(res) = conn.as_mut().poll(cx) {
                 if let Err(e) = res {
                     tracing::debug!("connection ended with an error: {e}");
                 }
-                return;
+                return Poll::Ready(());
             }
-            _ = shared.close.notified(), if force_at.is_none() => {
-                tracing::trace!("keep-alive timeout: closing connection");
-                conn.as_mut().drain();
-                force_at = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+            if !signals
+                .woken
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+            {
+                return Poll::Pending;
             }
-            _ = ctx.drain.cancelled(), if force_at.is_none() => {
-                conn.as_mut().drain();
-                force_at = Some(tokio::time::Instant::now() + CLOSE_GRACE);
-            }
-            _ = force => {
-                if shared.in_flight() == 0 {
+            let mut scx = Context::from_waker(&signal_waker);
+            let signal = if abort.as_mut().poll(&mut scx).is_ready() {
+                Some(Signal::Abort)
+            } else if force
+                .as_mut()
+                .is_some_and(|f| f.as_mut().poll(&mut scx).is_ready())
+            {
+                Some(Signal::Force)
+            } else if !draining
+                && (close.as_mut().poll(&mut scx).is_ready()
+                    || drain.as_mut().poll(&mut scx).is_ready())
+            {
+                Some(Signal::Drain)
+            } else {
+                None
+            };
+            match signal {
+                None => return Poll::Pending,
+                Some(Signal::Abort) => return Poll::Ready(()),
+                Some(Signal::Force) if shared.in_flight() == 0 => {
                     tracing::debug!("peer did not finish closing: dropping the connection");
-                    return;
+                    return Poll::Ready(());
                 }
-                force_at = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                Some(Signal::Force) | Some(Signal::Drain) => {
+                    draining = true;
+                    if force.is_none() {
+                        conn.as_mut().drain();
+                    }
+                    let at = tokio::time::Instant::now() + CLOSE_GRACE;
+                    force = Some(Box::pin(tokio::time::sleep_until(at)));
+                    // Poll the new timer (and the connection, which was asked to drain).
+                    signals
+                        .woken
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
             }
-            _ = ctx.abort.cancelled() => return,
         }
-    }
+    })
+    .await
 }
