@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::model::*;
+use super::site_model::UnknownHost;
 
 impl Config {
     /// The configuration used when no settings file exists: serve `app_dir` as static files
@@ -19,6 +20,7 @@ impl Config {
             endpoints: vec![EndpointConfig::default()],
             static_files: StaticConfig::serving(absolute(app_dir)),
             log: LogConfig::default(),
+            sites: Vec::new(),
             source: None,
         }
     }
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             shutdown_delay: Duration::ZERO,
             worker_threads: 0,
+            unknown_host: UnknownHost::Misdirected,
         }
     }
 }

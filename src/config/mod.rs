@@ -13,6 +13,7 @@ mod model;
 mod print;
 mod reader;
 mod sections;
+mod site_model;
 mod tls;
 mod tree;
 mod units;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Diagnostic, Diagnostics, Origin};
 pub use model::*;
+pub use site_model::*;
 
 use reader::Section;
 use tree::{Entry, Node, Value};
@@ -122,6 +124,7 @@ fn read(
         endpoints: endpoints::endpoints(&mut top, base_dir, opts.port),
         static_files: sections::static_files(&mut top, base_dir, &app_dir),
         log: sections::log(&mut top),
+        sites: Vec::new(),
         source: source.map(Path::to_path_buf),
     };
     problems.extend(top.finish());

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::site_model::{SiteConfig, UnknownHost};
+
 /// The whole effective configuration of one harrier process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -21,6 +23,8 @@ pub struct Config {
     pub static_files: StaticConfig,
     /// `[log]`: diagnostics and access log.
     pub log: LogConfig,
+    /// `[[sites]]`: virtual hosts; empty = one site for any host serving `[static]`.
+    pub sites: Vec<SiteConfig>,
     /// The settings file that was read, if any (for messages; not part of the printed config).
     pub source: Option<PathBuf>,
 }
@@ -36,6 +40,8 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     /// Runtime worker threads; 0 = one per CPU core.
     pub worker_threads: usize,
+    /// What requests for a host no site serves get (only with `[[sites]]`).
+    pub unknown_host: UnknownHost,
 }
 
 /// `[limits]` section; `None` means "unlimited" / "off" where the key allows it.

@@ -23,6 +23,8 @@ pub(crate) fn server(root: &mut Section) -> ServerConfig {
         worker_threads: t.read("worker_threads", d.worker_threads, |f| {
             narrow(in_range(f.count()?, 0, 1024)?, usize::MAX)
         }),
+        // Read by the sites change; until `[[sites]]` exist the default applies.
+        unknown_host: d.unknown_host,
     };
     t.close_into(root);
     server

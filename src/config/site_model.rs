@@ -1,0 +1,129 @@
+//! The typed model of `[[sites]]`: virtual hosts, their routes, middleware stages and
+//! terminal handlers (DESIGN §1.3).
+
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+
+use super::model::StaticConfig;
+
+/// What a request whose Host matches no site gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownHost {
+    /// 421 Misdirected Request (Kestrel's host filtering answers 400; 421 tells a client
+    /// that reused a connection for another name to open a new one).
+    Misdirected,
+    /// 404 Not Found.
+    NotFound,
+}
+
+/// One `[[sites]]` entry: a virtual host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteConfig {
+    /// Optional name, for messages and logs.
+    pub name: Option<String>,
+    /// Host names served (`example.com`, `*.example.com`, `*` for any).
+    pub hosts: Vec<HostPattern>,
+    /// Names of the endpoints the site is bound to; empty = every endpoint.
+    pub endpoints: Vec<String>,
+    /// Static files of the site (its `root` and `[sites.static]` options over `[static]`).
+    pub static_files: StaticConfig,
+    /// `[[sites.use]]`: stages every request of the site runs through, in order.
+    pub middleware: Vec<StageConfig>,
+    /// `[[sites.routes]]`: first match wins; no match → the site's static files.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// A host name pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// `*`: any host.
+    Any,
+    /// An exact name, lowercase.
+    Exact(String),
+    /// `*.example.com`: any name ending in `.example.com` (stored as `.example.com`).
+    Wildcard(String),
+}
+
+/// One route: a matcher, stages, and the terminal handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    /// When the route applies.
+    pub matcher: RouteMatch,
+    /// `use`: stages for this route, after the site's.
+    pub middleware: Vec<StageConfig>,
+    /// The handler that answers.
+    pub handler: HandlerConfig,
+}
+
+/// Conditions that must all hold for a route to match.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteMatch {
+    /// Path pattern; `None` = any path.
+    pub path: Option<PathPattern>,
+    /// Methods; empty = any method.
+    pub methods: Vec<Method>,
+    /// Header name and required value (`None` = present with any value).
+    pub headers: Vec<(HeaderName, Option<String>)>,
+    /// Query parameter name and required value (`None` = present with any value).
+    pub query: Vec<(String, Option<String>)>,
+}
+
+/// A path pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPattern {
+    /// `/exact`.
+    Exact(String),
+    /// `/prefix/*`: the prefix itself and everything below it (stored without the `*`).
+    Prefix(String),
+    /// Any other pattern with `*` (one segment) or `**` (any depth), e.g. `/assets/*.js`.
+    Glob(String),
+}
+
+/// A terminal handler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandlerConfig {
+    /// Static files (the site's, or a root and options of the route's own).
+    Static(StaticConfig),
+    /// A redirect; `to` may use `{path}`, `{query}`, `{host}` and `{1}`.. (the `*` captures).
+    Redirect {
+        /// 301, 302, 303, 307 or 308.
+        status: StatusCode,
+        /// The target template.
+        to: String,
+    },
+    /// A fixed response.
+    Respond {
+        /// The status.
+        status: StatusCode,
+        /// Extra headers.
+        headers: Vec<(HeaderName, HeaderValue)>,
+        /// The body.
+        body: String,
+    },
+}
+
+/// A middleware stage (`type = "..."`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageConfig {
+    /// `headers`: set, add or remove request and response headers.
+    Headers(HeadersStage),
+}
+
+/// `type = "headers"`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeadersStage {
+    /// Changes to the request, before the handler sees it.
+    pub request: HeaderRules,
+    /// Changes to the response, on its way out.
+    pub response: HeaderRules,
+}
+
+/// Header changes, applied in the order remove, set, add.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderRules {
+    /// Replace (or create) these headers; values may use `{client_ip}`, `{host}`, `{request_id}`.
+    pub set: Vec<(HeaderName, String)>,
+    /// Append these headers (same placeholders).
+    pub add: Vec<(HeaderName, String)>,
+    /// Remove these headers.
+    pub remove: Vec<HeaderName>,
+}
