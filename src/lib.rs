@@ -9,6 +9,7 @@ pub mod config;
 pub mod handlers;
 pub mod limits;
 pub mod listen;
+pub mod middleware;
 pub mod pipeline;
 pub mod proto;
 pub mod server;

@@ -9,11 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::handlers::static_files::StaticFiles;
 use crate::listen::{
     self, AcceptedStream, BoundEndpoint, ConnectionLimiter, EndpointError, Listener,
 };
-use crate::pipeline::{App, Handler};
+use crate::pipeline::{App, BuildError, Handler, Router};
 use crate::proto::h3::QuicListener;
 use crate::proto::{self, ConnContext};
 use crate::tls::EndpointTls;
@@ -24,14 +23,9 @@ pub enum ServerError {
     /// An endpoint could not be bound or its TLS set up.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
-    /// The static file root could not be opened.
-    #[error("static.root {path}: {message}")]
-    StaticRoot {
-        /// The configured root.
-        path: String,
-        /// What went wrong.
-        message: String,
-    },
+    /// The request pipeline (sites, routes, static roots) could not be built.
+    #[error(transparent)]
+    Pipeline(#[from] BuildError),
 }
 
 /// A configured server, not yet listening.
@@ -64,9 +58,9 @@ impl Server {
     /// Binds every endpoint (and loads its certificates). Must be called inside a tokio
     /// runtime.
     pub async fn bind(self) -> Result<BoundServer, ServerError> {
-        let handler = match self.handler {
-            Some(h) => h,
-            None => static_handler(&self.config)?,
+        let router = match self.handler {
+            Some(h) => Router::single(h),
+            None => Router::from_config(&self.config)?,
         };
         let mut endpoints = Vec::with_capacity(self.config.endpoints.len());
         for ep in &self.config.endpoints {
@@ -88,27 +82,13 @@ impl Server {
             quic.extend(QuicListener::from_bound(bound, &self.config)?);
         }
         Ok(BoundServer {
-            app: Arc::new(App::new(&self.config, handler)),
+            app: Arc::new(App::new(&self.config, router)),
             config: self.config,
             endpoints,
             quic,
             reload: Arc::new(tokio::sync::Notify::new()),
         })
     }
-}
-
-fn static_handler(config: &Config) -> Result<Handler, ServerError> {
-    let files = StaticFiles::new(&config.static_files).map_err(|e| ServerError::StaticRoot {
-        path: config.static_files.root.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let files = Arc::new(files);
-    Ok(crate::pipeline::handler_fn(move |req| {
-        let files = Arc::clone(&files);
-        // The body is not needed, and dropping it keeps the future `Send`.
-        let req = req.map(|_| ());
-        async move { files.serve(&req).await }
-    }))
 }
 
 /// A server whose endpoints are bound; [`BoundServer::serve`] runs it.

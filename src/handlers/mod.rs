@@ -1,3 +1,5 @@
 //! Terminal handlers: the stage that finally answers a request.
 
+pub mod redirect;
+pub mod respond;
 pub mod static_files;

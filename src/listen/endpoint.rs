@@ -78,6 +78,7 @@ impl BoundEndpoint {
             .and_then(|u| u.local_addr().ok())
             .and_then(|a| HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", a.port())).ok());
         let info = EndpointInfo {
+            name: ep.name.clone(),
             url: listener.url(),
             https_redirect_port: ep.https_redirect.then(|| https_port(config)).flatten(),
             hsts: ep.tls.as_ref().and_then(|t| t.hsts).map(hsts_value),

@@ -10,14 +10,14 @@ use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, SERVER};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 
-use super::{endpoint_rules, error_response, ConnInfo, Handler, ResponseBody};
+use super::{endpoint_rules, error_response, ConnInfo, ResponseBody, Router};
 use crate::access_log::Record;
 use crate::config::{AccessLogFormat, Config, DataRate};
 use crate::limits::{ConnShared, LimitedBody};
 
 /// Everything a connection needs to answer requests; built once from the config.
 pub struct App {
-    handler: Handler,
+    router: Router,
     add_server_header: bool,
     max_body: Option<u64>,
     body_rate: Option<DataRate>,
@@ -27,10 +27,10 @@ pub struct App {
 }
 
 impl App {
-    /// The request-handling part of `config`, answering with `handler`.
-    pub fn new(config: &Config, handler: Handler) -> Self {
+    /// The request-handling part of `config`, answering through `router`.
+    pub fn new(config: &Config, router: Router) -> Self {
         App {
-            handler,
+            router,
             add_server_header: config.server.add_server_header,
             max_body: config.limits.max_request_body_size,
             body_rate: config.limits.min_request_body_data_rate,
@@ -133,7 +133,7 @@ where
                     parts.extensions.insert(Arc::clone(&conn));
                     let body =
                         LimitedBody::new(incoming, app.max_body, app.body_rate).boxed_unsync();
-                    (app.handler)(Request::from_parts(parts, body)).await
+                    app.router.route(Request::from_parts(parts, body)).await
                 }
                 (Err(status), _) => {
                     let mut resp = error_response(status);

@@ -4,9 +4,13 @@
 //! Sites, routes and middleware stages plug in here; for now the pipeline is one terminal
 //! handler (static files from the app directory, or a handler given by an embedder).
 
+mod chain;
 mod endpoint_rules;
 mod entry;
+mod matcher;
 mod response_body;
+mod router;
+pub mod template;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,8 +21,11 @@ use http::{Request, Response, StatusCode};
 
 use crate::body::{self, Body};
 
+pub use chain::{Chain, Middleware, Next};
+pub use endpoint_rules::request_host;
 pub use entry::{App, Entry};
 pub use response_body::ResponseBody;
+pub use router::{request_id, static_handler, BuildError, RouteCaptures, Router};
 
 /// The future a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
@@ -49,6 +56,8 @@ pub struct ConnInfo {
 /// What requests need to know about the endpoint they arrived on.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointInfo {
+    /// The endpoint's `name`, which sites may be bound to.
+    pub name: Option<String>,
     /// The endpoint URL, as printed at startup.
     pub url: String,
     /// Redirect every request to https on this port (`https_redirect`).

@@ -1,0 +1,3 @@
+//! Middleware stages: each wraps the rest of a route's chain (see `pipeline::chain`).
+
+pub mod headers;

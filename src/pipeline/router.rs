@@ -1,0 +1,236 @@
+//! Site selection (Host, endpoint) and route matching: from a request to the chain that
+//! answers it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::{Request, StatusCode};
+
+use super::chain::{Chain, Middleware};
+use super::endpoint_rules::request_host;
+use super::matcher::Matcher;
+use super::template::Template;
+use super::{error_response, handler_fn, ConnInfo, Handler, HandlerFuture};
+use crate::body::Body;
+use crate::config::{
+    Config, HandlerConfig, HostPattern, SiteConfig, StageConfig, StaticConfig, UnknownHost,
+};
+use crate::handlers::static_files::StaticFiles;
+
+/// Why the pipeline could not be built from the config.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct BuildError {
+    /// The site, route or stage concerned.
+    pub what: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The captures of the route that matched (`{1}`...), in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RouteCaptures(pub Vec<String>);
+
+struct Site {
+    endpoints: Vec<String>,
+    routes: Vec<(Matcher, Chain)>,
+    fallback: Chain,
+}
+
+/// All sites of a server, indexed by host.
+pub struct Router {
+    sites: Vec<Site>,
+    exact: HashMap<String, Vec<usize>>,
+    /// `(".example.com", site)`, longest suffix first.
+    wildcard: Vec<(String, usize)>,
+    any: Vec<usize>,
+    unknown: UnknownHost,
+    /// One site for every host and endpoint: no host lookup needed.
+    single: bool,
+}
+
+impl Router {
+    /// One site for any host, answered by `handler` (embedding, like Kestrel's `app.Run`).
+    pub fn single(handler: Handler) -> Router {
+        let site = Site {
+            endpoints: Vec::new(),
+            routes: Vec::new(),
+            fallback: Chain::new(Vec::new(), handler),
+        };
+        Router {
+            sites: vec![site],
+            exact: HashMap::new(),
+            wildcard: Vec::new(),
+            any: vec![0],
+            unknown: UnknownHost::Misdirected,
+            single: true,
+        }
+    }
+
+    /// The sites of `config`; with no `[[sites]]`, one site serving `[static]` for any host.
+    pub fn from_config(config: &Config) -> Result<Router, BuildError> {
+        if config.sites.is_empty() {
+            let handler = static_handler(&config.static_files).map_err(|message| BuildError {
+                what: format!("static.root {}", config.static_files.root.display()),
+                message,
+            })?;
+            return Ok(Router::single(handler));
+        }
+        let mut router = Router {
+            sites: Vec::with_capacity(config.sites.len()),
+            exact: HashMap::new(),
+            wildcard: Vec::new(),
+            any: Vec::new(),
+            unknown: config.server.unknown_host,
+            single: false,
+        };
+        for (i, site) in config.sites.iter().enumerate() {
+            router.sites.push(build_site(i, site)?);
+            for host in &site.hosts {
+                match host {
+                    HostPattern::Any => router.any.push(i),
+                    HostPattern::Exact(h) => router.exact.entry(h.clone()).or_default().push(i),
+                    HostPattern::Wildcard(suffix) => router.wildcard.push((suffix.clone(), i)),
+                }
+            }
+        }
+        router
+            .wildcard
+            .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+        router.single =
+            router.sites.len() == 1 && router.any == [0] && router.sites[0].endpoints.is_empty();
+        Ok(router)
+    }
+
+    /// Answers `req` with the matching site's first matching route, or its static files.
+    pub fn route(&self, mut req: Request<Body>) -> HandlerFuture {
+        let site = if self.single {
+            &self.sites[0]
+        } else {
+            match self.site_for(&req) {
+                Some(site) => site,
+                None => {
+                    let status = match self.unknown {
+                        UnknownHost::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+                        UnknownHost::NotFound => StatusCode::NOT_FOUND,
+                    };
+                    return Box::pin(std::future::ready(error_response(status)));
+                }
+            }
+        };
+        for (matcher, chain) in &site.routes {
+            if let Some(captures) = matcher.matches(&req) {
+                req.extensions_mut().insert(RouteCaptures(captures));
+                return chain.run(req);
+            }
+        }
+        site.fallback.run(req)
+    }
+
+    fn site_for<B>(&self, req: &Request<B>) -> Option<&Site> {
+        let endpoint = req
+            .extensions()
+            .get::<Arc<ConnInfo>>()
+            .and_then(|c| c.endpoint.name.as_deref());
+        let serves = |i: &usize| {
+            let site = &self.sites[*i];
+            site.endpoints.is_empty()
+                || endpoint.is_some_and(|e| site.endpoints.iter().any(|s| s == e))
+        };
+        let host = request_host(req);
+        let by_host = host.as_deref().and_then(|h| {
+            self.exact
+                .get(h)
+                .and_then(|list| list.iter().find(|i| serves(i)).copied())
+                .or_else(|| {
+                    self.wildcard
+                        .iter()
+                        .find(|(suffix, i)| {
+                            h.ends_with(suffix.as_str()) && h.len() > suffix.len() && serves(i)
+                        })
+                        .map(|(_, i)| *i)
+                })
+        });
+        by_host
+            .or_else(|| self.any.iter().find(|i| serves(i)).copied())
+            .map(|i| &self.sites[i])
+    }
+}
+
+fn build_site(i: usize, site: &SiteConfig) -> Result<Site, BuildError> {
+    let name = site.name.clone().unwrap_or_else(|| format!("sites[{i}]"));
+    let err = |what: String| move |message: String| BuildError { what, message };
+    let site_stages = site
+        .middleware
+        .iter()
+        .map(stage)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err(format!("{name}.use")))?;
+    let site_static = static_handler(&site.static_files).map_err(err(format!("{name}.root")))?;
+    let mut routes = Vec::with_capacity(site.routes.len());
+    for (r, route) in site.routes.iter().enumerate() {
+        let what = format!("{name}.routes[{r}]");
+        let mut stages = site_stages.clone();
+        for s in &route.middleware {
+            stages.push(stage(s).map_err(err(what.clone()))?);
+        }
+        let handler = match &route.handler {
+            HandlerConfig::Static(cfg) if *cfg == site.static_files => Arc::clone(&site_static),
+            HandlerConfig::Static(cfg) => static_handler(cfg).map_err(err(what.clone()))?,
+            HandlerConfig::Redirect { status, to } => crate::handlers::redirect::redirect(
+                *status,
+                Template::parse(to).map_err(err(what.clone()))?,
+            ),
+            HandlerConfig::Respond {
+                status,
+                headers,
+                body,
+            } => crate::handlers::respond::respond(*status, headers, body),
+        };
+        routes.push((Matcher::new(&route.matcher), Chain::new(stages, handler)));
+    }
+    Ok(Site {
+        endpoints: site.endpoints.clone(),
+        routes,
+        fallback: Chain::new(site_stages, site_static),
+    })
+}
+
+fn stage(cfg: &StageConfig) -> Result<Arc<dyn Middleware>, String> {
+    Ok(match cfg {
+        StageConfig::Headers(h) => Arc::new(crate::middleware::headers::Headers::new(h)?),
+    })
+}
+
+/// The static-file handler for `cfg`.
+pub fn static_handler(cfg: &StaticConfig) -> Result<Handler, String> {
+    let files = Arc::new(StaticFiles::new(cfg).map_err(|e| e.to_string())?);
+    Ok(handler_fn(move |req: Request<Body>| {
+        let files = Arc::clone(&files);
+        // The body is not needed, and dropping it keeps the future `Send`.
+        let req = req.map(|_| ());
+        async move { files.serve(&req).await }
+    }))
+}
+
+/// A request id: unique within the process, unpredictable enough for log correlation.
+pub fn request_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()).rotate_left(32)
+    });
+    // SplitMix64 of seed + counter: distinct ids, no visible sequence.
+    let mut z = seed.wrapping_add(
+        COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    format!("{:016x}", z ^ (z >> 31))
+}
