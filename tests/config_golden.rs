@@ -183,19 +183,25 @@ fn documented_settings_file_loads_to_the_defaults() {
     assert_eq!(loaded, Config::defaults(Path::new(".")));
 }
 
+/// A commented example of `config/harrier.toml`, uncommented: from the line `first` after
+/// the text `after` to the end of that comment block.
+fn documented_example(after: &str, first: &str) -> String {
+    let text = fs::read_to_string("config/harrier.toml").unwrap();
+    let start = text.find(after).expect(after);
+    text[start..]
+        .lines()
+        .skip_while(|line| *line != first)
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| format!("{}\n", line.trim_start_matches('#').trim_start()))
+        .collect()
+}
+
 /// The commented https:// example of `config/harrier.toml` (from the first commented
 /// `[[endpoints]]` after "For example" to the end of the comment block) loads once
 /// uncommented, so the documentation cannot drift from the reader.
 #[test]
 fn documented_https_example_loads() {
-    let text = fs::read_to_string("config/harrier.toml").unwrap();
-    let start = text.find("# For example").expect("https example");
-    let example: String = text[start..]
-        .lines()
-        .skip_while(|line| *line != "# [[endpoints]]")
-        .take_while(|line| line.starts_with('#'))
-        .map(|line| format!("{}\n", line.trim_start_matches('#').trim_start()))
-        .collect();
+    let example = documented_example("# For example", "# [[endpoints]]");
     let loaded = config::load_str(
         &example,
         Path::new("config/harrier.toml"),

@@ -33,16 +33,11 @@ pub(crate) fn endpoints(
     base_dir: &Path,
     port: Option<u16>,
 ) -> Vec<EndpointConfig> {
-    let mut read = Vec::new();
-    if let Some(field) = root.take("endpoints") {
-        let expected = |_| field.expected("an array of tables ([[endpoints]])");
-        let tables = root.check(&field, field.items().map_err(expected));
-        for table in tables.unwrap_or_default() {
-            let mut t = Section::new(table.path, table.node);
-            read.extend(endpoint(&mut t, base_dir));
-            t.close_into(root);
-        }
-    }
+    let mut read: Vec<Read> = root
+        .tables("endpoints", "[[endpoints]]", |t| endpoint(t, base_dir))
+        .into_iter()
+        .flatten()
+        .collect();
     let mut default = Vec::new();
     if read.is_empty() {
         default.push(EndpointConfig::default());

@@ -11,9 +11,13 @@ mod env;
 mod error;
 mod model;
 mod print;
+mod print_sites;
 mod reader;
+mod routes;
 mod sections;
 mod site_model;
+mod sites;
+mod stages;
 mod tls;
 mod tree;
 mod units;
@@ -118,13 +122,25 @@ fn read(
     }
     let app_dir = defaults::absolute(&opts.app_dir);
     let mut top = Section::new(String::new(), root);
+    let server = sections::server(&mut top);
+    let limits = sections::limits(&mut top);
+    let endpoints = endpoints::endpoints(&mut top, base_dir, opts.port);
+    let static_files = sections::static_files(&mut top, base_dir, &app_dir);
+    let log = sections::log(&mut top);
+    let context = sites::Context {
+        base_dir,
+        static_files: &static_files,
+        endpoints: &endpoints,
+        listen: !opts.listen.is_empty(),
+    };
+    let sites = sites::sites(&mut top, &context);
     let config = Config {
-        server: sections::server(&mut top),
-        limits: sections::limits(&mut top),
-        endpoints: endpoints::endpoints(&mut top, base_dir, opts.port),
-        static_files: sections::static_files(&mut top, base_dir, &app_dir),
-        log: sections::log(&mut top),
-        sites: Vec::new(),
+        server,
+        limits,
+        endpoints,
+        static_files,
+        log,
+        sites,
         source: source.map(Path::to_path_buf),
     };
     problems.extend(top.finish());

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::model::*;
+use super::site_model::UnknownHost;
 use super::units::{format_duration, format_size};
 
 impl Config {
@@ -18,15 +19,18 @@ impl Config {
         }
         out.static_files(&self.static_files);
         out.log(&self.log);
+        for site in &self.sites {
+            out.site(site);
+        }
         out.0
     }
 }
 
 /// Accumulates TOML text; writing to a `String` cannot fail, so results are discarded.
-struct Printer(String);
+pub(super) struct Printer(pub(super) String);
 
 impl Printer {
-    fn header(&mut self, name: &str) {
+    pub(super) fn header(&mut self, name: &str) {
         if !self.0.is_empty() {
             self.0.push('\n');
         }
@@ -34,7 +38,7 @@ impl Printer {
         self.0.push('\n');
     }
 
-    fn key(&mut self, key: &str, value: impl std::fmt::Display) {
+    pub(super) fn key(&mut self, key: &str, value: impl std::fmt::Display) {
         let _ = writeln!(self.0, "{key} = {value}");
     }
 
@@ -44,6 +48,11 @@ impl Printer {
         self.key("shutdown_timeout", format_duration(s.shutdown_timeout));
         self.key("shutdown_delay", format_duration(s.shutdown_delay));
         self.key("worker_threads", s.worker_threads);
+        let unknown_host = match s.unknown_host {
+            UnknownHost::Misdirected => "misdirected",
+            UnknownHost::NotFound => "not_found",
+        };
+        self.key("unknown_host", quote(unknown_host));
     }
 
     fn limits(&mut self, l: &Limits) {
@@ -185,22 +194,7 @@ impl Printer {
     fn static_files(&mut self, s: &StaticConfig) {
         self.header("[static]");
         self.key("root", quote_path(&s.root));
-        let index: Vec<String> = s.index_files.iter().map(|f| quote(f)).collect();
-        self.key("index_files", format!("[{}]", index.join(", ")));
-        if let Some(fallback) = &s.fallback {
-            self.key("fallback", quote(fallback));
-        }
-        self.key(
-            "not_found_page",
-            or_keyword(s.not_found_page.as_deref().map(quote), "off"),
-        );
-        self.key("directory_listing", s.directory_listing);
-        self.key("serve_hidden_files", s.serve_hidden_files);
-        self.key("follow_symlinks", s.follow_symlinks);
-        self.key("precompressed", s.precompressed);
-        if let Some(cache_control) = &s.cache_control {
-            self.key("cache_control", quote(cache_control));
-        }
+        self.static_options(s);
 
         self.header("[static.cache]");
         self.key("max_file_size", format_size(s.cache.max_file_size));
@@ -209,6 +203,20 @@ impl Printer {
             "revalidate_after",
             format_duration(s.cache.revalidate_after),
         );
+    }
+
+    /// The `[static]` keys other than `root` and `cache`, every one (a site's or a
+    /// handler's would otherwise inherit what the top level sets).
+    pub(super) fn static_options(&mut self, s: &StaticConfig) {
+        self.key("index_files", strings(&s.index_files));
+        let off = |value: &Option<String>| or_keyword(value.as_deref().map(quote), "off");
+        self.key("fallback", off(&s.fallback));
+        self.key("not_found_page", off(&s.not_found_page));
+        self.key("directory_listing", s.directory_listing);
+        self.key("serve_hidden_files", s.serve_hidden_files);
+        self.key("follow_symlinks", s.follow_symlinks);
+        self.key("precompressed", s.precompressed);
+        self.key("cache_control", off(&s.cache_control));
     }
 
     fn log(&mut self, l: &LogConfig) {
@@ -223,6 +231,12 @@ impl Printer {
     }
 }
 
+/// A TOML array of quoted strings.
+pub(super) fn strings<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| quote(s.as_ref())).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 /// The value, or the quoted keyword that stands for `None`.
 fn or_keyword(value: Option<String>, keyword: &str) -> String {
     value.unwrap_or_else(|| quote(keyword))
@@ -230,12 +244,12 @@ fn or_keyword(value: Option<String>, keyword: &str) -> String {
 
 /// A TOML array of the quoted names that are switched on.
 fn list_of(flags: &[(bool, &str)]) -> String {
-    let on: Vec<String> = flags
+    let on: Vec<&str> = flags
         .iter()
         .filter(|(on, _)| *on)
-        .map(|(_, name)| quote(name))
+        .map(|(_, name)| *name)
         .collect();
-    format!("[{}]", on.join(", "))
+    strings(&on)
 }
 
 fn certificate(files: &CertificateFiles) -> String {
@@ -272,10 +286,10 @@ fn data_rate(rate: Option<DataRate>) -> String {
 
 /// A TOML string literal, escaped by the toml crate (so backslashes in Windows paths and
 /// control characters come out right).
-fn quote(text: &str) -> String {
+pub(super) fn quote(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
 }
 
-fn quote_path(path: &Path) -> String {
+pub(super) fn quote_path(path: &Path) -> String {
     quote(&path.to_string_lossy())
 }

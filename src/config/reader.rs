@@ -50,6 +50,16 @@ impl Section {
         section
     }
 
+    /// The table's key path, such as `sites[0]`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// A problem with `key` of this table (which may be absent), placed at the table.
+    pub fn problem_at(&self, key: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(self.origin.clone(), join(&self.path, key), message)
+    }
+
     /// Takes `key` out of the section, marking it as a known key.
     pub fn take(&mut self, key: &'static str) -> Option<Field> {
         self.known.push(key);
@@ -80,12 +90,7 @@ impl Section {
     pub fn require(&mut self, key: &'static str, why: &str) -> Option<Field> {
         let field = self.take(key);
         if field.is_none() {
-            let problem = Diagnostic::new(
-                self.origin.clone(),
-                join(&self.path, key),
-                format!("missing: {why}"),
-            );
-            self.report(problem);
+            self.report(self.problem_at(key, format!("missing: {why}")));
         }
         field
     }
@@ -130,6 +135,16 @@ impl Section {
         Some(seen)
     }
 
+    /// The items of the list `field`; an empty list is reported with `empty` (such a list
+    /// would match or name nothing), a value that is not a list as such.
+    pub fn list(&mut self, field: &Field, empty: &str) -> Vec<Field> {
+        let items = self.check(field, field.items());
+        if items.as_ref().is_some_and(Vec::is_empty) {
+            self.report(field.problem(empty));
+        }
+        items.unwrap_or_default()
+    }
+
     /// Turns a parse result into a value, recording the problem under the field's name.
     pub fn check<T>(&mut self, field: &Field, result: Result<T, String>) -> Option<T> {
         result
@@ -142,6 +157,49 @@ impl Section {
         self.problems.push(problem);
     }
 
+    /// Takes `key` without listing it among the keys known here, reporting `message` when
+    /// it is present: for keys that belong elsewhere (such as a site's `static.root`).
+    pub fn reject(&mut self, key: &str, message: &str) {
+        if let Some(index) = self.entries.iter().position(|entry| entry.key == key) {
+            let entry = self.entries.remove(index);
+            let path = join(&self.path, key);
+            self.report(Diagnostic::new(entry.key_origin, path, message));
+        }
+    }
+
+    /// Drops the keys not read yet without reporting them: once a table's `type` is wrong,
+    /// its other keys cannot be judged, and one mistake should give one message.
+    pub fn skip_rest(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Reads each table of the array `key` (`[[key]]`, or an array of inline tables) with
+    /// `read`; `example` shows the array in "expected ..." messages, e.g. "[[sites]]". An
+    /// item that is not a table is reported and left out.
+    pub fn tables<T>(
+        &mut self,
+        key: &'static str,
+        example: &str,
+        mut read: impl FnMut(&mut Section) -> T,
+    ) -> Vec<T> {
+        let Some(field) = self.take(key) else {
+            return Vec::new();
+        };
+        let expected = |_| field.expected(&format!("an array of tables ({example})"));
+        let items = field.items().map_err(expected);
+        let mut read_all = Vec::new();
+        for item in self.check(&field, items).unwrap_or_default() {
+            if !matches!(item.node.value, Value::Table(_)) {
+                self.report(item.problem(item.expected("a table")));
+                continue;
+            }
+            let mut t = Section::new(item.path, item.node);
+            read_all.push(read(&mut t));
+            t.close_into(self);
+        }
+        read_all
+    }
+
     /// The sub-table `key`, empty when absent.
     pub fn section(&mut self, key: &'static str) -> Section {
         let origin = self.origin.clone();
@@ -150,6 +208,17 @@ impl Section {
             .take(key)
             .map_or_else(|| Node::empty_table(origin), |f| f.node);
         Section::new(path, node)
+    }
+
+    /// `field` as a table to read (close it into `self` when done), or `None` when it is
+    /// something else, recorded as "expected `example`".
+    pub fn table(&mut self, field: Field, example: &str) -> Option<Section> {
+        if matches!(field.node.value, Value::Table(_)) {
+            Some(Section::new(field.path, field.node))
+        } else {
+            self.report(field.problem(field.expected(example)));
+            None
+        }
     }
 
     /// Ends reading a sub-section: its problems, and its unknown keys, go to `parent`.
@@ -183,12 +252,28 @@ fn join(parent: &str, key: &str) -> String {
     }
 }
 
-/// The closest candidate to a misspelt `word`, if one is close enough to be a likely typo.
+/// A key as TOML writes it: bare when it can be (letters, digits, `-`, `_`), else quoted.
+pub(crate) fn bare_or_quoted(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if bare {
+        key.to_owned()
+    } else {
+        toml::Value::String(key.to_owned()).to_string()
+    }
+}
+
+/// The closest candidate to a misspelt `word`, if one is close enough to be a likely typo:
+/// similar by Jaro-Winkler, or (for short names, where Jaro-Winkler misses swapped letters
+/// such as "wbe" for "web") one edit away. Numbers such as "1.1" are not typos of "1.3".
 pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let name = word.len() >= 3 && word.bytes().any(|b| b.is_ascii_alphabetic());
     candidates
         .iter()
         .map(|c| (strsim::jaro_winkler(word, c), *c))
-        .filter(|(score, _)| *score >= 0.85)
+        .filter(|(score, c)| *score >= 0.85 || (name && strsim::osa_distance(word, c) <= 1))
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
@@ -303,6 +388,25 @@ impl Field {
             message = format!("{message}, did you mean \"{near}\"?");
         }
         Err(message)
+    }
+
+    /// The entries of a table whose keys are names chosen by the user (header names, query
+    /// parameters), each a field `path.key` (the key quoted when it is not bare), with the
+    /// place its key was written.
+    pub fn entries(&self, example: &str) -> Result<Vec<(String, Origin, Field)>, String> {
+        let Value::Table(entries) = &self.node.value else {
+            return Err(self.expected(example));
+        };
+        Ok(entries
+            .iter()
+            .map(|entry| {
+                let field = Field {
+                    path: format!("{}.{}", self.path, bare_or_quoted(&entry.key)),
+                    node: entry.node.clone(),
+                };
+                (entry.key.clone(), entry.key_origin.clone(), field)
+            })
+            .collect())
     }
 
     /// The items of an array, each a field `path[i]`; from the environment, a
@@ -434,5 +538,7 @@ mod tests {
             Some("max_request_body_size")
         );
         assert_eq!(suggest("colour", &keys), None);
+        assert_eq!(suggest("wbe", &["web", "admin"]), Some("web"));
+        assert_eq!(suggest("1.1", &["1.2", "1.3"]), None);
     }
 }

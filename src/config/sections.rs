@@ -6,6 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use super::error::{Diagnostic, Origin};
 use super::model::*;
 use super::reader::{at_least, in_range, narrow, timeout, Field, Section};
+use super::site_model::UnknownHost;
 
 /// "unlimited" where a limit may be lifted.
 const UNLIMITED: &str = "unlimited";
@@ -23,8 +24,12 @@ pub(crate) fn server(root: &mut Section) -> ServerConfig {
         worker_threads: t.read("worker_threads", d.worker_threads, |f| {
             narrow(in_range(f.count()?, 0, 1024)?, usize::MAX)
         }),
-        // Read by the sites change; until `[[sites]]` exist the default applies.
-        unknown_host: d.unknown_host,
+        unknown_host: t.read("unknown_host", d.unknown_host, |f| {
+            Ok(match f.choice(&["misdirected", "not_found"])? {
+                "not_found" => UnknownHost::NotFound,
+                _ => UnknownHost::Misdirected,
+            })
+        }),
     };
     t.close_into(root);
     server
@@ -183,8 +188,25 @@ pub(crate) fn static_files(root: &mut Section, base_dir: &Path, app_dir: &Path) 
             .ok(),
     };
     let root_dir = checked.unwrap_or_else(|| d.root.clone());
+    let options = static_options(
+        &mut t,
+        StaticConfig {
+            root: root_dir,
+            ..d
+        },
+    );
     let files = StaticConfig {
-        root: root_dir,
+        cache: file_cache(&mut t),
+        ..options
+    };
+    t.close_into(root);
+    files
+}
+
+/// The `[static]` keys other than `root` and `cache`, over `d` (whose root and cache are
+/// kept): the top-level section, a site's `[sites.static]`, a static handler.
+pub(crate) fn static_options(t: &mut Section, d: StaticConfig) -> StaticConfig {
+    StaticConfig {
         index_files: t.read("index_files", d.index_files, |f| {
             f.items()?
                 .iter()
@@ -204,10 +226,8 @@ pub(crate) fn static_files(root: &mut Section, base_dir: &Path, app_dir: &Path) 
         cache_control: t.read("cache_control", d.cache_control, |f| {
             f.or_keyword(OFF, Field::string)
         }),
-        cache: file_cache(&mut t),
-    };
-    t.close_into(root);
-    files
+        ..d
+    }
 }
 
 /// What the static root is called in messages.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use super::model::*;
 use super::reader::{timeout, Field, Section};
 use super::sections::check_dir;
-use super::tree::Value;
 
 /// The keys that only mean something on an https:// endpoint.
 const TLS_KEYS: [&str; 10] = [
@@ -120,11 +119,7 @@ pub(crate) fn tls(
 /// One `{ path, key }` table, of `certificate` or `certificates`; `None` when it is wrong
 /// (the problem is recorded).
 fn certificate(t: &mut Section, f: Field, base_dir: &Path) -> Option<CertificateFiles> {
-    if !matches!(f.node.value, Value::Table(_)) {
-        t.report(f.problem(f.expected(CERTIFICATE)));
-        return None;
-    }
-    let mut c = Section::new(f.path, f.node);
+    let mut c = t.table(f, CERTIFICATE)?;
     let mut file = |key| {
         let f = c.require(key, CERTIFICATE_PARTS)?;
         c.check(&f, file_path(&f, base_dir))
