@@ -11,6 +11,8 @@
 //! #! listen URL          a --listen URL
 //! #! port N              --port
 //! #! usage               (bad cases) the error must be a usage error
+//! #! file PATH           load PATH (relative to the crate) as if it were this case, so
+//!                        that its relative paths resolve in this directory
 //! ```
 //!
 //! Absolute paths under the crate are shown as `<crate>`. Run with `UPDATE_GOLDEN=1` to
@@ -32,13 +34,14 @@ struct Case {
 }
 
 fn case(path: &Path) -> Case {
-    let text = fs::read_to_string(path).unwrap();
+    let stub = fs::read_to_string(path).unwrap();
+    let mut text = stub.clone();
     let mut opts = LoadOptions {
         app_dir: path.parent().unwrap().to_path_buf(),
         ..LoadOptions::default()
     };
     let mut usage = false;
-    for line in text.lines() {
+    for line in stub.lines() {
         let Some(directive) = line.strip_prefix("#! ") else {
             continue;
         };
@@ -51,6 +54,7 @@ fn case(path: &Path) -> Case {
             "listen" => opts.listen.push(arg.to_owned()),
             "port" => opts.port = Some(arg.parse().unwrap()),
             "usage" => usage = true,
+            "file" => text = fs::read_to_string(arg).unwrap(),
             other => panic!("{}: unknown directive {other}", path.display()),
         }
     }
@@ -211,6 +215,32 @@ fn documented_https_example_loads() {
     let tls = loaded.endpoints[1].tls.as_ref().expect("an https endpoint");
     assert!(loaded.endpoints[0].https_redirect && loaded.endpoints[1].protocols.http3);
     assert_eq!(tls.certificates.len(), 2);
+}
+
+/// The commented `[[sites]]` example of `config/harrier.toml` (from "# For example, a site"
+/// to the end of the comment block) loads once uncommented, next to the directories it
+/// names.
+#[test]
+fn documented_sites_example_loads() {
+    let sites = documented_example("# For example, a site", "# [[sites]]");
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["wwwroot", "downloads"] {
+        fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let endpoint = "[[endpoints]]\nname = \"web\"\nurl = \"http://127.0.0.1:0\"\n";
+    let example = format!("{endpoint}{sites}");
+    let loaded = config::load_str(
+        &example,
+        &dir.path().join("harrier.toml"),
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    let [main, other] = &loaded.sites[..] else {
+        panic!("two sites: {:?}", loaded.sites)
+    };
+    assert_eq!(main.routes.len(), 3);
+    assert_eq!(main.static_files.root, dir.path().join("wwwroot"));
+    assert_eq!(other.routes.len(), 1);
 }
 
 #[test]
