@@ -1,0 +1,190 @@
+//! Sites, routes, handlers and the headers stage, from a settings file, over real sockets
+//! (HTTP/1.1 and HTTP/2: the pipeline does not know the protocol).
+
+mod common;
+
+use common::*;
+use harrier::config::{self, LoadOptions};
+use harrier::Server;
+
+/// Starts a server from `toml` over `dir`, with endpoints taken from the TOML (port 0).
+async fn serve(
+    dir: &std::path::Path,
+    toml: &str,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let opts = LoadOptions {
+        app_dir: dir.to_path_buf(),
+        listen: vec!["http://127.0.0.1:0".into()],
+        ..LoadOptions::default()
+    };
+    let cfg = config::load_str(toml, &dir.join("harrier.toml"), &opts).expect("config loads");
+    let bound = Server::from_config(cfg).bind().await.expect("bind");
+    let addr = bound.local_addrs()[0];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+fn write(dir: &std::path::Path, path: &str, body: &str) {
+    let p = dir.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+const TWO_SITES: &str = r#"
+[[sites]]
+name = "app"
+hosts = ["app.test", "*.app.test"]
+root = "app"
+[sites.static]
+fallback = "index.html"
+
+[[sites.use]]
+type = "headers"
+response = { set = { "x-site" = "app" } }
+
+[[sites.routes]]
+path = "/healthz"
+methods = ["GET", "HEAD"]
+handler = { type = "respond", status = 200, body = "ok" }
+
+[[sites.routes]]
+path = "/old/*"
+handler = { type = "redirect", status = 301, to = "/new/{1}{query}" }
+
+[[sites.routes]]
+path = "/api/*"
+headers = { "x-debug" = "*" }
+use = [{ type = "headers", response = { set = { "x-debug-route" = "yes" } } }]
+handler = { type = "respond", status = 200, body = "debug api" }
+
+[[sites.routes]]
+path = "/api/*"
+handler = { type = "respond", status = 503, body = "api down", headers = { "retry-after" = "5" } }
+
+[[sites]]
+name = "docs"
+hosts = ["docs.test"]
+root = "docs"
+
+[[sites.use]]
+type = "headers"
+request = { set = { "x-forwarded-host" = "{host}" } }
+response = { set = { "x-seen-host" = "{host}" }, remove = ["etag"] }
+"#;
+
+fn two_sites() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "app/index.html", "APP INDEX");
+    write(dir.path(), "app/main.js", "console.log(1)");
+    write(dir.path(), "docs/index.html", "DOCS");
+    dir
+}
+
+async fn get(addr: std::net::SocketAddr, host: &str, path: &str, extra: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n");
+    exchange(addr, req.as_bytes()).await
+}
+
+fn body(resp: &str) -> &str {
+    resp.split("\r\n\r\n").nth(1).unwrap_or("")
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.split("\r\n\r\n").next()?.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test]
+async fn sites_are_chosen_by_host() {
+    let dir = two_sites();
+    let (addr, _stop) = serve(dir.path(), TWO_SITES).await;
+    let app = get(addr, "app.test", "/", "").await;
+    assert_eq!(body(&app), "APP INDEX", "{app}");
+    assert_eq!(header(&app, "x-site"), Some("app"));
+    let sub = get(addr, "www.app.test:8080", "/main.js", "").await;
+    assert_eq!(body(&sub), "console.log(1)", "{sub}");
+    let docs = get(addr, "DOCS.test", "/", "").await;
+    assert_eq!(body(&docs), "DOCS", "{docs}");
+    assert_eq!(header(&docs, "x-seen-host"), Some("docs.test"));
+    assert_eq!(header(&docs, "etag"), None, "removed by the stage: {docs}");
+    assert_eq!(header(&docs, "x-site"), None);
+    // No site for this host: 421 by default.
+    assert_eq!(status_of(&get(addr, "other.test", "/", "").await), 421);
+    // A wildcard covers subdomains only, not the bare parent.
+    assert_eq!(status_of(&get(addr, "xapp.test", "/", "").await), 421);
+}
+
+#[tokio::test]
+async fn unknown_host_can_be_404() {
+    let dir = two_sites();
+    let toml = format!("[server]\nunknown_host = \"not_found\"\n{TWO_SITES}");
+    let (addr, _stop) = serve(dir.path(), &toml).await;
+    assert_eq!(status_of(&get(addr, "other.test", "/", "").await), 404);
+}
+
+#[tokio::test]
+async fn routes_match_in_order_with_methods_headers_and_captures() {
+    let dir = two_sites();
+    let (addr, _stop) = serve(dir.path(), TWO_SITES).await;
+    let health = get(addr, "app.test", "/healthz", "").await;
+    assert_eq!((status_of(&health), body(&health)), (200, "ok"), "{health}");
+    assert_eq!(
+        header(&health, "x-site"),
+        Some("app"),
+        "site stages run for routes too"
+    );
+    // POST is not in the route's methods: falls through to static files (405 there).
+    let post = exchange(addr, b"POST /healthz HTTP/1.1\r\nHost: app.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status_of(&post), 405, "{post}");
+
+    let moved = get(addr, "app.test", "/old/a/b.html?x=1", "").await;
+    assert_eq!(status_of(&moved), 301, "{moved}");
+    assert_eq!(header(&moved, "location"), Some("/new/a/b.html?x=1"));
+
+    let debug = get(addr, "app.test", "/api/v1", "x-debug: 1\r\n").await;
+    assert_eq!(body(&debug), "debug api", "{debug}");
+    assert_eq!(header(&debug, "x-debug-route"), Some("yes"));
+    let api = get(addr, "app.test", "/api/v1", "").await;
+    assert_eq!((status_of(&api), body(&api)), (503, "api down"), "{api}");
+    assert_eq!(header(&api, "retry-after"), Some("5"));
+    assert_eq!(header(&api, "x-debug-route"), None);
+
+    // Nothing matches: the SPA fallback of the site's static files.
+    let spa = get(addr, "app.test", "/some/client/route", "").await;
+    assert_eq!(body(&spa), "APP INDEX", "{spa}");
+}
+
+#[tokio::test]
+async fn the_pipeline_is_the_same_over_http2() {
+    let dir = two_sites();
+    let (addr, _stop) = serve(dir.path(), TWO_SITES).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .resolve("app.test", addr)
+        .resolve("docs.test", addr)
+        .build()
+        .unwrap();
+    let port = addr.port();
+    let resp = client
+        .get(format!("http://app.test:{port}/api/x"))
+        .header("x-debug", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.headers()["x-debug-route"], "yes");
+    assert_eq!(resp.headers()["x-site"], "app");
+    assert_eq!(resp.text().await.unwrap(), "debug api");
+    let resp = client
+        .get(format!("http://docs.test:{port}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-seen-host"], "docs.test");
+    assert_eq!(resp.text().await.unwrap(), "DOCS");
+}
