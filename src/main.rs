@@ -169,10 +169,12 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(async {
         let bound = Server::from_config(cfg).bind().await?;
+        // Signal handlers first: scripts may signal as soon as they read the URLs.
+        let shutdown = harrier::signals::shutdown();
+        let mut reload = harrier::signals::Reload::new();
         for url in bound.urls() {
             eprintln!("listening on {url}");
         }
-        let mut reload = harrier::signals::Reload::new();
         let reload_handle = bound.reload_handle();
         tokio::spawn(async move {
             loop {
@@ -183,7 +185,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
                 reload_handle.notify_one();
             }
         });
-        bound.serve(harrier::signals::shutdown()).await;
+        bound.serve(shutdown).await;
         Ok(())
     })
 }

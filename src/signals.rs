@@ -1,19 +1,30 @@
 //! Operating-system signals, in one place: which ones mean "shut down gracefully".
 
 /// Completes when the process is asked to stop: SIGTERM or SIGINT on Unix, Ctrl-C or
-/// Ctrl-Break on Windows.
-pub async fn shutdown() {
+/// Ctrl-Break on Windows. The handlers are installed when this is called (inside a tokio
+/// runtime), not when the future is first polled, so a signal sent right after startup
+/// output is never handled by the default action (which would kill the process).
+pub fn shutdown() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let handlers = {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
+        )
+    };
+    #[cfg(windows)]
+    let handlers = (
+        tokio::signal::windows::ctrl_break(),
+        tokio::signal::windows::ctrl_c(),
+    );
+    async move {
+        #[cfg(any(unix, windows))]
+        match handlers {
+            (Ok(mut a), Ok(mut b)) => {
                 tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+                    _ = a.recv() => {}
+                    _ = b.recv() => {}
                 }
             }
             _ => {
@@ -21,24 +32,10 @@ pub async fn shutdown() {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(windows)]
-    {
-        match tokio::signal::windows::ctrl_break() {
-            Ok(mut brk) => {
-                tokio::select! {
-                    _ = brk.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        #[cfg(not(any(unix, windows)))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
         }
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
