@@ -261,19 +261,27 @@ async fn serve_tls(
 /// How often certificate files are checked for changes.
 const CERT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Reloads changed certificates: polled (works on every platform and with the symlink swaps
-/// of Kubernetes secrets and bind mounts, where file-change notifications are unreliable),
-/// and at once when `reload` (SIGHUP) fires. A broken new file keeps the old certificate.
+/// Reloads changed certificates: on file-change notifications, by polling every
+/// `CERT_POLL` as the fallback (Kubernetes secret symlink swaps and some bind mounts do not
+/// notify reliably), and at once when `reload` (SIGHUP) fires. A broken new file keeps the old certificate.
 async fn watch_certificates(endpoints: Vec<Arc<EndpointTls>>, reload: Arc<tokio::sync::Notify>) {
     if endpoints.is_empty() {
         return;
     }
     let mut tick = tokio::time::interval(CERT_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let paths: Vec<_> = endpoints.iter().flat_map(|e| e.watched_paths()).collect();
+    let (_watcher, mut changed) = crate::tls::watch::watch(&paths);
     loop {
         let force = tokio::select! {
             _ = tick.tick() => false,
             _ = reload.notified() => true,
+            Some(()) = changed.recv() => {
+                // Let a writer finish the certificate and key pair before reading them.
+                tokio::time::sleep(crate::tls::watch::SETTLE).await;
+                while changed.try_recv().is_ok() {}
+                false
+            }
         };
         for ep in &endpoints {
             let ep = Arc::clone(ep);

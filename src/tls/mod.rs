@@ -5,6 +5,7 @@ mod accept;
 pub mod certs;
 pub mod dev_cert;
 mod resolver;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -265,5 +266,19 @@ impl ClientIdentity {
         Some(ClientIdentity {
             subject: cert.subject().to_string(),
         })
+    }
+}
+
+impl EndpointTls {
+    /// The files and directories whose changes should trigger a reload check.
+    pub fn watched_paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self
+            .cfg
+            .certificates
+            .iter()
+            .flat_map(|f| [f.path.clone(), f.key.clone()])
+            .collect();
+        paths.extend(self.cfg.certificates_dir.clone());
+        paths
     }
 }
