@@ -17,6 +17,7 @@ mod routes;
 mod sections;
 mod site_model;
 mod sites;
+mod stage_rewrite;
 mod stages;
 mod tls;
 mod tree;
@@ -27,6 +28,9 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, Diagnostic, Diagnostics, Origin};
 pub use model::*;
 pub use site_model::*;
+pub use stage_rewrite::{
+    rewrite_regex, ConditionTest, RewriteAction, RewriteCondition, RewriteRule, RewriteStage,
+};
 
 use reader::Section;
 use tree::{Entry, Node, Value};

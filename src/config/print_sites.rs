@@ -59,6 +59,10 @@ impl Printer {
 
     fn stage(&mut self, stage: &StageConfig) {
         match stage {
+            StageConfig::Rewrite(r) => {
+                self.key("type", quote("rewrite"));
+                self.key("rules", super::stage_rewrite::show_rules(r));
+            }
             StageConfig::Headers(h) => {
                 self.key("type", quote("headers"));
                 for (key, rules) in [("request", &h.request), ("response", &h.response)] {

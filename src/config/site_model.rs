@@ -106,6 +106,8 @@ pub enum HandlerConfig {
 pub enum StageConfig {
     /// `headers`: set, add or remove request and response headers.
     Headers(HeadersStage),
+    /// `rewrite`: IIS URL Rewrite style rules on the path (see `stage_rewrite`).
+    Rewrite(super::stage_rewrite::RewriteStage),
 }
 
 /// `type = "headers"`.

@@ -25,10 +25,9 @@ pub(crate) struct Kinds {
 /// Stage types.
 pub(crate) const STAGES: Kinds = Kinds {
     what: "stage",
-    available: &["headers"],
+    available: &["headers", "rewrite"],
     later: &[
         "compress",
-        "rewrite",
         "forwarded_headers",
         "basic_auth",
         "cors",
@@ -96,6 +95,7 @@ fn stage(t: &mut Section) -> Option<StageConfig> {
             request: rules(t, "request"),
             response: rules(t, "response"),
         })),
+        "rewrite" => Some(StageConfig::Rewrite(super::stage_rewrite::rewrite(t))),
         other => unreachable!("stage {other} is listed but not read"),
     }
 }

@@ -1,3 +1,4 @@
 //! Middleware stages: each wraps the rest of a route's chain (see `pipeline::chain`).
 
 pub mod headers;
+pub mod rewrite;

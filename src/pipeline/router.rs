@@ -164,7 +164,7 @@ fn build_site(i: usize, site: &SiteConfig) -> Result<Site, BuildError> {
     let site_stages = site
         .middleware
         .iter()
-        .map(stage)
+        .map(|s| stage(s, &site.static_files.root))
         .collect::<Result<Vec<_>, _>>()
         .map_err(err(format!("{name}.use")))?;
     let site_static = static_handler(&site.static_files).map_err(err(format!("{name}.root")))?;
@@ -173,7 +173,7 @@ fn build_site(i: usize, site: &SiteConfig) -> Result<Site, BuildError> {
         let what = format!("{name}.routes[{r}]");
         let mut stages = site_stages.clone();
         for s in &route.middleware {
-            stages.push(stage(s).map_err(err(what.clone()))?);
+            stages.push(stage(s, &site.static_files.root).map_err(err(what.clone()))?);
         }
         let handler = match &route.handler {
             HandlerConfig::Static(cfg) if *cfg == site.static_files => Arc::clone(&site_static),
@@ -197,8 +197,10 @@ fn build_site(i: usize, site: &SiteConfig) -> Result<Site, BuildError> {
     })
 }
 
-fn stage(cfg: &StageConfig) -> Result<Arc<dyn Middleware>, String> {
+/// Builds one stage; `root` is the site's static root (rewrite's `{REQUEST_FILENAME}`).
+fn stage(cfg: &StageConfig, root: &std::path::Path) -> Result<Arc<dyn Middleware>, String> {
     Ok(match cfg {
+        StageConfig::Rewrite(r) => Arc::new(crate::middleware::rewrite::Rewrite::new(r, root)?),
         StageConfig::Headers(h) => Arc::new(crate::middleware::headers::Headers::new(h)?),
     })
 }

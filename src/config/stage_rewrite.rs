@@ -1,0 +1,390 @@
+//! `type = "rewrite"`: IIS URL Rewrite style rules (`[[sites.use.rules]]`), their model and
+//! their reader. Regexes and `{...}` references are checked here, so that building the stage
+//! cannot fail on user input.
+
+use http::StatusCode;
+use regex::{Regex, RegexBuilder};
+
+use super::reader::{Field, Section};
+
+/// `type = "rewrite"`: rules applied in order to the request path.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RewriteStage {
+    /// The rules, in order; rewrites chain into later rules.
+    pub rules: Vec<RewriteRule>,
+}
+
+/// One rule: a regex on the path, conditions, and what to do when both hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewriteRule {
+    /// For logs.
+    pub name: Option<String>,
+    /// Regex on the path, with its leading `/` and without the query (`match`).
+    pub pattern: String,
+    /// Case-insensitive regexes (rule and conditions); IIS's default is true.
+    pub ignore_case: bool,
+    /// The rule applies when the path does NOT match (no `{R:n}` then).
+    pub negate: bool,
+    /// Conditions on server variables.
+    pub conditions: Vec<RewriteCondition>,
+    /// `true`: any condition suffices (`logical_grouping = "any"`); else all must hold.
+    pub match_any: bool,
+    /// What happens when the rule applies.
+    pub action: RewriteAction,
+    /// No later rule runs after this one applied.
+    pub stop_processing: bool,
+}
+
+/// A condition: a server-variable template and a test on its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewriteCondition {
+    /// The template, such as `{HTTP_HOST}` or `{REQUEST_FILENAME}`.
+    pub input: String,
+    /// The test.
+    pub test: ConditionTest,
+    /// The condition holds when the test fails.
+    pub negate: bool,
+}
+
+/// What a condition checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConditionTest {
+    /// The input matches this regex; its groups become `{C:n}`.
+    Pattern(String),
+    /// The input names a regular file (`true`) or does not (`false`).
+    IsFile(bool),
+    /// The input names a directory (`true`) or does not (`false`).
+    IsDirectory(bool),
+}
+
+/// What a rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewriteAction {
+    /// Internal: the request continues with this path (and query, when given).
+    Rewrite {
+        /// Target template.
+        url: String,
+        /// Keep the original query (after the target's own).
+        append_query_string: bool,
+    },
+    /// Answer with a redirect to this URL.
+    Redirect {
+        /// Target template.
+        url: String,
+        /// 301, 302, 303, 307 or 308.
+        status: StatusCode,
+        /// Keep the original query (after the target's own).
+        append_query_string: bool,
+    },
+    /// Answer with this status (and its plain-text reason as body).
+    CustomResponse {
+        /// The status.
+        status: StatusCode,
+    },
+    /// Close the connection (HTTP/2: reset the stream) without a response.
+    Abort,
+    /// Nothing: with `stop_processing`, exempts requests from later rules.
+    None,
+}
+
+/// Compiles a rule or condition regex the same way the stage does; bounded in size so a
+/// hostile or careless pattern cannot take unbounded memory.
+pub fn rewrite_regex(pattern: &str, ignore_case: bool) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(ignore_case)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("invalid regex: {e}"))
+}
+
+/// Server variables a template may name, besides `HTTP_<NAME>`, `R:n` and `C:n`.
+pub const REWRITE_VARIABLES: [&str; 7] = [
+    "HTTP_HOST",
+    "REQUEST_URI",
+    "QUERY_STRING",
+    "REQUEST_FILENAME",
+    "HTTPS",
+    "REMOTE_ADDR",
+    "URL",
+];
+
+const HELP: &str = "use {R:0}..{R:9}, {C:0}..{C:9}, {HTTP_HOST}, {REQUEST_URI}, {URL}, \
+    {QUERY_STRING}, {REQUEST_FILENAME}, {HTTPS}, {REMOTE_ADDR} or {HTTP_<HEADER>}";
+
+/// Checks every `{...}` of a template; `groups` is the number of `{R:n}` available.
+fn check_template(text: &str, groups: usize) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        rest = &rest[open + close + 1..];
+        let backref = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .map(|n| n.parse::<usize>().ok().filter(|n| *n <= 9))
+        };
+        match (backref("R:"), backref("C:")) {
+            (Some(Some(n)), _) if n >= groups => {
+                return Err(format!(
+                    "{{{name}}}: the rule's match has {} group(s)",
+                    groups.saturating_sub(1)
+                ))
+            }
+            (Some(Some(_)), _) | (_, Some(Some(_))) => {}
+            (Some(None), _) | (_, Some(None)) => {
+                return Err(format!("{{{name}}}: back-references are 0 to 9"))
+            }
+            _ if REWRITE_VARIABLES.contains(&name) => {}
+            _ if name.len() > 5 && name.starts_with("HTTP_") => {}
+            _ => return Err(format!("unknown server variable {{{name}}}: {HELP}")),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a rewrite stage table (its `type` already read).
+pub(crate) fn rewrite(t: &mut Section) -> RewriteStage {
+    let rules = t.tables("rules", "[[sites.use.rules]]", rule);
+    if rules.is_empty() {
+        t.report(t.problem_at(
+            "rules",
+            "missing: a rewrite stage needs [[sites.use.rules]]",
+        ));
+    }
+    RewriteStage {
+        rules: rules.into_iter().flatten().collect(),
+    }
+}
+
+fn rule(t: &mut Section) -> Option<RewriteRule> {
+    let name = t.read("name", None, |f| f.string().map(Some));
+    let ignore_case = t.read("ignore_case", true, Field::bool);
+    let negate = t.read("negate", false, Field::bool);
+    let regex = t
+        .require(
+            "match",
+            "a rule needs a regex on the path, e.g. match = \"^/app/(.*)$\"",
+        )
+        .and_then(|f| {
+            let r = f
+                .string()
+                .and_then(|p| rewrite_regex(&p, ignore_case).map(|r| (p, r)));
+            t.check(&f, r)
+        });
+    // With `negate`, the path did not match: there are no groups, only {R:0}.
+    let groups = match (&regex, negate) {
+        (Some((_, r)), false) => r.captures_len(),
+        _ => 1,
+    };
+    let conditions = t.tables(
+        "conditions",
+        "conditions = [{ input = ..., pattern = ... }]",
+        |c| condition(c, ignore_case),
+    );
+    let match_any = t.read("logical_grouping", false, |f| {
+        f.choice(&["all", "any"]).map(|g| g == "any")
+    });
+    let action = t
+        .require(
+            "action",
+            "a rule needs an action, e.g. action = { type = \"rewrite\", url = \"/index.html\" }",
+        )
+        .and_then(|f| {
+            t.table(
+                f,
+                "a table like { type = \"rewrite\", url = \"/index.html\" }",
+            )
+        })
+        .and_then(|mut a| {
+            let action = action(&mut a, groups);
+            a.close_into(t);
+            action
+        });
+    let stop_processing = t.read("stop_processing", false, Field::bool);
+    Some(RewriteRule {
+        name,
+        pattern: regex?.0,
+        ignore_case,
+        negate,
+        conditions: conditions.into_iter().collect::<Option<Vec<_>>>()?,
+        match_any,
+        action: action?,
+        stop_processing,
+    })
+}
+
+fn condition(t: &mut Section, ignore_case: bool) -> Option<RewriteCondition> {
+    let input = t
+        .require(
+            "input",
+            "a condition needs an input, e.g. input = \"{HTTP_HOST}\"",
+        )
+        .and_then(|f| {
+            let r = f.string().and_then(|s| check_template(&s, 10).map(|()| s));
+            t.check(&f, r)
+        });
+    let negate = t.read("negate", false, Field::bool);
+    let mut tests = Vec::new();
+    if let Some(f) = t.take("pattern") {
+        let r = f
+            .string()
+            .and_then(|p| rewrite_regex(&p, ignore_case).map(|_| p));
+        tests.extend(t.check(&f, r).map(ConditionTest::Pattern));
+    }
+    if let Some(f) = t.take("is_file") {
+        tests.extend(t.check(&f, f.bool()).map(ConditionTest::IsFile));
+    }
+    if let Some(f) = t.take("is_directory") {
+        tests.extend(t.check(&f, f.bool()).map(ConditionTest::IsDirectory));
+    }
+    if tests.len() != 1 {
+        let message = "a condition needs exactly one of pattern, is_file or is_directory";
+        t.report(t.problem_at("pattern", message));
+    }
+    Some(RewriteCondition {
+        input: input?,
+        test: tests.pop()?,
+        negate,
+    })
+}
+
+const ACTIONS: [&str; 5] = ["rewrite", "redirect", "custom_response", "abort", "none"];
+const REDIRECTS: [u64; 5] = [301, 302, 303, 307, 308];
+
+fn action(a: &mut Section, groups: usize) -> Option<RewriteAction> {
+    let kind = a
+        .require("type", "an action needs a type, e.g. type = \"rewrite\"")
+        .and_then(|f| a.check(&f, f.choice(&ACTIONS)));
+    let Some(kind) = kind else {
+        a.skip_rest();
+        return None;
+    };
+    let url = |a: &mut Section| {
+        a.require("url", "this action needs a url, e.g. url = \"/index.html\"")
+            .and_then(|f| {
+                let r = f.string().and_then(|s| {
+                    if s.trim().is_empty() {
+                        return Err("must not be empty".to_owned());
+                    }
+                    check_template(&s, groups).map(|()| s)
+                });
+                a.check(&f, r)
+            })
+    };
+    let append = |a: &mut Section| a.read("append_query_string", true, Field::bool);
+    Some(match kind {
+        "rewrite" => RewriteAction::Rewrite {
+            url: url(a)?,
+            append_query_string: append(a),
+        },
+        "redirect" => {
+            let url = url(a);
+            let status = a.read("status", StatusCode::MOVED_PERMANENTLY, |f| {
+                let code = f.count()?;
+                if !REDIRECTS.contains(&code) {
+                    return Err(format!(
+                        "a redirect's status must be 301, 302, 303, 307 or 308, found {code}"
+                    ));
+                }
+                status(code)
+            });
+            RewriteAction::Redirect {
+                url: url?,
+                status,
+                append_query_string: append(a),
+            }
+        }
+        "custom_response" => RewriteAction::CustomResponse {
+            status: a
+                .require(
+                    "status",
+                    "a custom response needs a status, e.g. status = 403",
+                )
+                .and_then(|f| {
+                    let r = f.count().and_then(|c| match c {
+                        200..=599 => status(c),
+                        _ => Err(format!("must be between 200 and 599, found {c}")),
+                    });
+                    a.check(&f, r)
+                })?,
+        },
+        "abort" => RewriteAction::Abort,
+        _ => RewriteAction::None,
+    })
+}
+
+fn status(code: u64) -> Result<StatusCode, String> {
+    u16::try_from(code)
+        .ok()
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| format!("not an HTTP status: {code}"))
+}
+
+/// The stage's `rules` as an inline array, for the effective configuration: one inline
+/// table per rule, so it prints the same under `[[sites.use]]` and a route's `use`.
+pub(crate) fn show_rules(stage: &RewriteStage) -> String {
+    use super::print::quote;
+    let rules: Vec<String> = stage
+        .rules
+        .iter()
+        .map(|r| {
+            let mut parts = Vec::new();
+            if let Some(name) = &r.name {
+                parts.push(format!("name = {}", quote(name)));
+            }
+            parts.push(format!("match = {}", quote(&r.pattern)));
+            parts.push(format!("ignore_case = {}", r.ignore_case));
+            parts.push(format!("negate = {}", r.negate));
+            let conditions: Vec<String> = r.conditions.iter().map(show_condition).collect();
+            parts.push(format!("conditions = [{}]", conditions.join(", ")));
+            let grouping = if r.match_any { "any" } else { "all" };
+            parts.push(format!("logical_grouping = {}", quote(grouping)));
+            parts.push(format!("action = {}", show_action(&r.action)));
+            parts.push(format!("stop_processing = {}", r.stop_processing));
+            format!("{{ {} }}", parts.join(", "))
+        })
+        .collect();
+    format!("[\n  {},\n]", rules.join(",\n  "))
+}
+
+fn show_condition(c: &RewriteCondition) -> String {
+    use super::print::quote;
+    let test = match &c.test {
+        ConditionTest::Pattern(p) => format!("pattern = {}", quote(p)),
+        ConditionTest::IsFile(b) => format!("is_file = {b}"),
+        ConditionTest::IsDirectory(b) => format!("is_directory = {b}"),
+    };
+    format!(
+        "{{ input = {}, {test}, negate = {} }}",
+        quote(&c.input),
+        c.negate
+    )
+}
+
+fn show_action(a: &RewriteAction) -> String {
+    use super::print::quote;
+    match a {
+        RewriteAction::Rewrite {
+            url,
+            append_query_string,
+        } => format!(
+            "{{ type = \"rewrite\", url = {}, append_query_string = {append_query_string} }}",
+            quote(url)
+        ),
+        RewriteAction::Redirect {
+            url,
+            status,
+            append_query_string,
+        } => format!(
+            "{{ type = \"redirect\", url = {}, status = {}, append_query_string = {append_query_string} }}",
+            quote(url),
+            status.as_u16()
+        ),
+        RewriteAction::CustomResponse { status } => {
+            format!("{{ type = \"custom_response\", status = {} }}", status.as_u16())
+        }
+        RewriteAction::Abort => "{ type = \"abort\" }".to_owned(),
+        RewriteAction::None => "{ type = \"none\" }".to_owned(),
+    }
+}
