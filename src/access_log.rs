@@ -17,6 +17,8 @@ pub const TARGET: &str = "harrier::access";
 pub struct Record {
     format: AccessLogFormat,
     remote: Option<SocketAddr>,
+    /// The user authenticated by `basic_auth`: the remote-user field.
+    user: Option<String>,
     time: SystemTime,
     start: Instant,
     method: Method,
@@ -50,6 +52,7 @@ impl Record {
         Some(Box::new(Record {
             format,
             remote,
+            user: None,
             time: SystemTime::now(),
             start: Instant::now(),
             method: method.clone(),
@@ -64,6 +67,11 @@ impl Record {
     /// Sets the response status.
     pub fn set_status(&mut self, status: StatusCode) {
         self.status = status;
+    }
+
+    /// Sets the authenticated user (logged in place of the `-` after the address).
+    pub fn set_user(&mut self, user: String) {
+        self.user = Some(user);
     }
 
     /// Emits the line, now that `sent` body bytes have gone out.
@@ -85,8 +93,9 @@ impl Record {
         let mut line = String::with_capacity(160);
         let _ = write!(
             line,
-            "{} - - [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\"",
+            "{} - {} [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\"",
             self.remote(),
+            self.user.as_deref().unwrap_or("-"),
             clf_time(self.time),
             self.method,
             self.uri,
@@ -103,6 +112,7 @@ impl Record {
         serde_json::json!({
             "time": humantime::format_rfc3339_millis(self.time).to_string(),
             "remote_addr": self.remote(),
+            "user": self.user,
             "method": self.method.as_str(),
             "uri": self.uri.to_string(),
             "protocol": format!("{:?}", self.version),

@@ -35,6 +35,9 @@ enum Command {
     /// Write a self-signed development certificate (cert.pem, key.pem) for localhost,
     /// 127.0.0.1, ::1 and the given names.
     DevCert(DevCertArgs),
+    /// Hash a password for a basic_auth user: reads it from stdin (one line), prints
+    /// an argon2id hash (bcrypt with --bcrypt) to paste into the settings file.
+    HashPassword(HashPasswordArgs),
 }
 
 #[derive(Args)]
@@ -45,6 +48,13 @@ struct DevCertArgs {
     /// Another name (DNS name or IP address) the certificate is valid for (repeatable).
     #[arg(long = "host", value_name = "NAME")]
     hosts: Vec<String>,
+}
+
+#[derive(Args)]
+struct HashPasswordArgs {
+    /// Print a bcrypt hash (cost 12) instead of argon2id.
+    #[arg(long)]
+    bcrypt: bool,
 }
 
 #[derive(Args, Clone, Default)]
@@ -76,6 +86,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check(args)) => check(args),
         Some(Command::DevCert(args)) => dev_cert(args),
+        Some(Command::HashPassword(args)) => hash_password(args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -133,6 +144,33 @@ fn dev_cert(args: DevCertArgs) -> ExitCode {
                 cert.display(),
                 key.display()
             );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Reads one line from stdin (the trailing newline is not part of the password) and prints
+/// its hash; an empty password is refused.
+fn hash_password(args: HashPasswordArgs) -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: cannot read the password from stdin: {e}");
+        return ExitCode::from(1);
+    }
+    let password = line
+        .strip_suffix('\n')
+        .map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
+    if password.is_empty() {
+        eprintln!("error: empty password: type it on stdin, e.g. `echo 's3cret' | harrier hash-password`");
+        return ExitCode::from(1);
+    }
+    match harrier::middleware::basic_auth::hash_password(password, args.bcrypt) {
+        Ok(hash) => {
+            println!("{hash}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -17,6 +17,8 @@ mod routes;
 mod sections;
 mod site_model;
 mod sites;
+mod stage_basic_auth;
+mod stage_cors;
 mod stage_rewrite;
 mod stages;
 mod tls;

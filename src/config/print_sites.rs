@@ -59,6 +59,22 @@ impl Printer {
 
     fn stage(&mut self, stage: &StageConfig) {
         match stage {
+            StageConfig::BasicAuth(b) => {
+                self.key("type", quote("basic_auth"));
+                self.key("realm", quote(&b.realm));
+                let users = b.users.iter().map(|(u, h)| (u.as_str(), quote(h)));
+                self.key("users", inline(users));
+            }
+            StageConfig::Cors(c) => {
+                self.key("type", quote("cors"));
+                self.key("allowed_origins", strings(&c.allowed_origins));
+                let methods: Vec<&str> = c.allowed_methods.iter().map(|m| m.as_str()).collect();
+                self.key("allowed_methods", strings(&methods));
+                self.key("allowed_headers", strings(&c.allowed_headers));
+                self.key("exposed_headers", strings(&c.exposed_headers));
+                self.key("allow_credentials", c.allow_credentials);
+                self.key("max_age", super::units::format_duration(c.max_age));
+            }
             StageConfig::Rewrite(r) => {
                 self.key("type", quote("rewrite"));
                 self.key("rules", super::stage_rewrite::show_rules(r));

@@ -106,6 +106,10 @@ pub enum HandlerConfig {
 pub enum StageConfig {
     /// `headers`: set, add or remove request and response headers.
     Headers(HeadersStage),
+    /// `basic_auth`: HTTP Basic authentication against bcrypt or argon2 password hashes.
+    BasicAuth(BasicAuthStage),
+    /// `cors`: cross-origin resource sharing (preflights answered, allow headers added).
+    Cors(CorsStage),
     /// `rewrite`: IIS URL Rewrite style rules on the path (see `stage_rewrite`).
     Rewrite(super::stage_rewrite::RewriteStage),
 }
@@ -128,4 +132,30 @@ pub struct HeaderRules {
     pub add: Vec<(HeaderName, String)>,
     /// Remove these headers.
     pub remove: Vec<HeaderName>,
+}
+
+/// `type = "basic_auth"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasicAuthStage {
+    /// `realm`: shown by browsers in the login prompt.
+    pub realm: String,
+    /// `users`: user names and their password hashes (PHC argon2 or bcrypt), in file order.
+    pub users: Vec<(String, String)>,
+}
+
+/// `type = "cors"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorsStage {
+    /// `allowed_origins`: `"*"`, exact origins, or `scheme://*.domain` wildcards (lowercase).
+    pub allowed_origins: Vec<String>,
+    /// `allowed_methods`: methods a preflight may ask for.
+    pub allowed_methods: Vec<Method>,
+    /// `allowed_headers`: request header names a preflight may ask for (lowercase; `"*"` any).
+    pub allowed_headers: Vec<String>,
+    /// `exposed_headers`: response headers scripts may read (lowercase; `"*"` any).
+    pub exposed_headers: Vec<String>,
+    /// `allow_credentials`: cookies and HTTP auth allowed on cross-origin requests.
+    pub allow_credentials: bool,
+    /// `max_age`: how long browsers may cache a preflight answer.
+    pub max_age: std::time::Duration,
 }

@@ -25,12 +25,10 @@ pub(crate) struct Kinds {
 /// Stage types.
 pub(crate) const STAGES: Kinds = Kinds {
     what: "stage",
-    available: &["headers", "rewrite"],
+    available: &["headers", "basic_auth", "cors", "rewrite"],
     later: &[
         "compress",
         "forwarded_headers",
-        "basic_auth",
-        "cors",
         "rate_limit",
         "ip_filter",
         "request_filter",
@@ -95,6 +93,8 @@ fn stage(t: &mut Section) -> Option<StageConfig> {
             request: rules(t, "request"),
             response: rules(t, "response"),
         })),
+        "basic_auth" => Some(StageConfig::BasicAuth(super::stage_basic_auth::read(t))),
+        "cors" => Some(StageConfig::Cors(super::stage_cors::read(t))),
         "rewrite" => Some(StageConfig::Rewrite(super::stage_rewrite::rewrite(t))),
         other => unreachable!("stage {other} is listed but not read"),
     }

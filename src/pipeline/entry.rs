@@ -152,6 +152,10 @@ where
             }
             if let Some(record) = record.as_mut() {
                 record.set_status(resp.status());
+                let user = resp.extensions().get::<crate::middleware::basic_auth::AuthUser>();
+                if let Some(user) = user {
+                    record.set_user(user.0.clone());
+                }
             }
             Ok(resp.map(|body| ResponseBody::new(body, Some(guard), record)))
         })

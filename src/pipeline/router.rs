@@ -202,6 +202,8 @@ fn stage(cfg: &StageConfig, root: &std::path::Path) -> Result<Arc<dyn Middleware
     Ok(match cfg {
         StageConfig::Rewrite(r) => Arc::new(crate::middleware::rewrite::Rewrite::new(r, root)?),
         StageConfig::Headers(h) => Arc::new(crate::middleware::headers::Headers::new(h)?),
+        StageConfig::BasicAuth(b) => Arc::new(crate::middleware::basic_auth::BasicAuth::new(b)?),
+        StageConfig::Cors(c) => Arc::new(crate::middleware::cors::Cors::new(c)?),
     })
 }
 

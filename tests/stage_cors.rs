@@ -1,0 +1,289 @@
+//! The `cors` stage over real sockets (HTTP/1.1 and HTTP/2): preflights answered without
+//! reaching the handler, allowed origins (exact and wildcard) echoed, others refused or passed
+//! through without CORS headers, credentials never with `*`.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, Response};
+
+const SITE: &str = r#"
+[[sites]]
+hosts = ["*"]
+
+[[sites.use]]
+type = "cors"
+allowed_origins = ["https://app.example", "https://*.example.com"]
+allowed_methods = ["GET", "PUT"]
+allowed_headers = ["X-Token"]
+exposed_headers = ["x-total"]
+max_age = "5m"
+
+[[sites.routes]]
+handler = { type = "respond", status = 200, body = "handler", headers = { "x-total" = "3" } }
+"#;
+
+const CREDENTIALS: &str = r#"
+[[sites]]
+hosts = ["*"]
+
+[[sites.use]]
+type = "cors"
+allowed_origins = ["*"]
+allowed_headers = ["*"]
+allow_credentials = true
+
+[[sites.routes]]
+handler = { type = "respond", status = 200, body = "handler" }
+"#;
+
+fn clients() -> [(&'static str, reqwest::Client); 2] {
+    let h1 = reqwest::Client::builder().timeout(STEP).build().unwrap();
+    let h2 = reqwest::Client::builder()
+        .timeout(STEP)
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    [("HTTP/1.1", h1), ("HTTP/2", h2)]
+}
+
+fn header(resp: &Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+fn vary(resp: &Response) -> String {
+    let all: Vec<&str> = resp
+        .headers()
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    all.join(", ")
+}
+
+async fn preflight(
+    client: &reqwest::Client,
+    url: &str,
+    origin: &str,
+    method: &str,
+    headers: Option<&str>,
+) -> Response {
+    let mut req = client
+        .request(Method::OPTIONS, url)
+        .header("origin", origin)
+        .header("access-control-request-method", method);
+    if let Some(h) = headers {
+        req = req.header("access-control-request-headers", h);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn preflights_are_answered_by_the_stage() {
+    let server = start(SITE, &[]).await;
+    let url = server.url("/api");
+    for (proto, client) in clients() {
+        let resp = preflight(&client, &url, "https://app.example", "PUT", Some("x-token")).await;
+        assert_eq!(resp.status(), 204, "{proto}");
+        assert_eq!(
+            header(&resp, "access-control-allow-origin").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            header(&resp, "access-control-allow-methods").as_deref(),
+            Some("GET, PUT")
+        );
+        assert_eq!(
+            header(&resp, "access-control-allow-headers").as_deref(),
+            Some("x-token")
+        );
+        assert_eq!(
+            header(&resp, "access-control-max-age").as_deref(),
+            Some("300")
+        );
+        assert_eq!(header(&resp, "access-control-allow-credentials"), None);
+        assert!(vary(&resp).contains("origin"), "{proto}");
+        assert_eq!(
+            resp.text().await.unwrap(),
+            "",
+            "{proto}: the handler was not run"
+        );
+
+        // Wildcard subdomains, any depth; a safelisted method needs no listing.
+        let sub = preflight(&client, &url, "https://a.b.example.com", "POST", None).await;
+        assert_eq!(sub.status(), 204, "{proto}");
+        assert_eq!(
+            header(&sub, "access-control-allow-origin").as_deref(),
+            Some("https://a.b.example.com")
+        );
+
+        let refused = [
+            ("https://example.com", "GET", None),
+            ("http://a.example.com", "GET", None),
+            ("https://evil.test", "GET", None),
+            ("https://app.example.evil.test", "GET", None),
+            ("https://app.example", "DELETE", None),
+            ("https://app.example", "PUT", Some("x-token, x-other")),
+        ];
+        for (origin, method, headers) in refused {
+            let resp = preflight(&client, &url, origin, method, headers).await;
+            assert_eq!(resp.status(), 403, "{proto}: {origin} {method} {headers:?}");
+            assert_eq!(
+                header(&resp, "access-control-allow-origin"),
+                None,
+                "{proto}: {origin}"
+            );
+            assert_eq!(
+                header(&resp, "access-control-allow-methods"),
+                None,
+                "{proto}: {origin}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn actual_requests_get_the_allow_origin_of_allowed_origins_only() {
+    let server = start(SITE, &[]).await;
+    let url = server.url("/api");
+    for (proto, client) in clients() {
+        let resp = client
+            .get(&url)
+            .header("origin", "https://app.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{proto}");
+        assert_eq!(
+            header(&resp, "access-control-allow-origin").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            header(&resp, "access-control-expose-headers").as_deref(),
+            Some("x-total")
+        );
+        assert_eq!(header(&resp, "access-control-allow-credentials"), None);
+        assert!(vary(&resp).contains("origin"), "{proto}");
+        assert_eq!(resp.text().await.unwrap(), "handler");
+
+        let other = client
+            .get(&url)
+            .header("origin", "https://evil.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 200, "{proto}");
+        assert_eq!(
+            header(&other, "access-control-allow-origin"),
+            None,
+            "{proto}"
+        );
+        assert_eq!(
+            header(&other, "access-control-expose-headers"),
+            None,
+            "{proto}"
+        );
+        // Still varies by Origin, so that a cache never hands it to an allowed origin.
+        assert!(vary(&other).contains("origin"), "{proto}");
+
+        let plain = client.get(&url).send().await.unwrap();
+        assert_eq!(
+            header(&plain, "access-control-allow-origin"),
+            None,
+            "{proto}"
+        );
+
+        // OPTIONS without Access-Control-Request-Method is not a preflight.
+        let options = client
+            .request(Method::OPTIONS, &url)
+            .header("origin", "https://app.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(options.text().await.unwrap(), "handler", "{proto}");
+    }
+}
+
+#[tokio::test]
+async fn with_credentials_the_origin_and_headers_are_echoed_never_star() {
+    let server = start(CREDENTIALS, &[]).await;
+    let url = server.url("/");
+    for (proto, client) in clients() {
+        let resp = client
+            .get(&url)
+            .header("origin", "https://any.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&resp, "access-control-allow-origin").as_deref(),
+            Some("https://any.test")
+        );
+        assert_eq!(
+            header(&resp, "access-control-allow-credentials").as_deref(),
+            Some("true")
+        );
+        assert!(vary(&resp).contains("origin"), "{proto}");
+
+        let pre = preflight(&client, &url, "https://any.test", "GET", Some("X-A, x-b")).await;
+        assert_eq!(pre.status(), 204, "{proto}");
+        assert_eq!(
+            header(&pre, "access-control-allow-origin").as_deref(),
+            Some("https://any.test")
+        );
+        assert_eq!(
+            header(&pre, "access-control-allow-headers").as_deref(),
+            Some("x-a, x-b")
+        );
+        assert_eq!(
+            header(&pre, "access-control-allow-credentials").as_deref(),
+            Some("true")
+        );
+        // Default max_age: 10 minutes.
+        assert_eq!(
+            header(&pre, "access-control-max-age").as_deref(),
+            Some("600")
+        );
+    }
+    let star = start(&CREDENTIALS.replace("allow_credentials = true", ""), &[]).await;
+    let client = reqwest::Client::builder().timeout(STEP).build().unwrap();
+    let resp = client
+        .get(star.url("/"))
+        .header("origin", "https://any.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&resp, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let pre = preflight(
+        &client,
+        &star.url("/"),
+        "https://any.test",
+        "GET",
+        Some("x-a"),
+    )
+    .await;
+    assert_eq!(
+        header(&pre, "access-control-allow-headers").as_deref(),
+        Some("*")
+    );
+}
+
+#[test]
+fn bad_origins_are_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = harrier::config::LoadOptions {
+        app_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let toml = SITE.replace("\"https://app.example\",", "\"https://app.example/path\",");
+    let err = harrier::config::load_str(&toml, &dir.path().join("h.toml"), &opts)
+        .expect_err("an origin with a path must not load")
+        .to_string();
+    assert!(err.contains("sites[0].use[0].allowed_origins[0]"), "{err}");
+    assert!(err.contains("is not an origin"), "{err}");
+}
