@@ -87,6 +87,32 @@ impl Printer {
                     }
                 }
             }
+            StageConfig::Compress(c) => {
+                self.key("type", quote("compress"));
+                let names: Vec<&str> = c.encodings.iter().map(|e| e.as_str()).collect();
+                self.key("encodings", strings(&names));
+                self.key("min_size", super::units::format_size(c.min_size));
+                self.key("content_types", strings(&c.content_types));
+                let l = c.levels;
+                let levels = format!("{{ gzip = {}, br = {}, zstd = {} }}", l.gzip, l.br, l.zstd);
+                self.key("levels", levels);
+            }
+            StageConfig::ErrorPages(e) => {
+                self.key("type", quote("error_pages"));
+                let pages: Vec<(String, String)> = e
+                    .pages
+                    .iter()
+                    .map(|(status, path)| {
+                        let key = match status {
+                            ErrorStatus::Code(code) => code.as_u16().to_string(),
+                            ErrorStatus::Class(class) => format!("{class}xx"),
+                        };
+                        (key, quote_path(path))
+                    })
+                    .collect();
+                let entries = pages.iter().map(|(k, v)| (k.as_str(), v.clone()));
+                self.key("pages", inline(entries));
+            }
         }
     }
 

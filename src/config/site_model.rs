@@ -106,6 +106,10 @@ pub enum HandlerConfig {
 pub enum StageConfig {
     /// `headers`: set, add or remove request and response headers.
     Headers(HeadersStage),
+    /// `compress`: zstd, br or gzip response bodies, negotiated from Accept-Encoding.
+    Compress(CompressStage),
+    /// `error_pages`: the body of error responses replaced by files of the site.
+    ErrorPages(ErrorPagesStage),
     /// `basic_auth`: HTTP Basic authentication against bcrypt or argon2 password hashes.
     BasicAuth(BasicAuthStage),
     /// `cors`: cross-origin resource sharing (preflights answered, allow headers added).
@@ -158,4 +162,70 @@ pub struct CorsStage {
     pub allow_credentials: bool,
     /// `max_age`: how long browsers may cache a preflight answer.
     pub max_age: std::time::Duration,
+}
+
+/// `type = "compress"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompressStage {
+    /// `encodings`: the codings offered, most preferred first (breaks ties between equal
+    /// q-values of the client).
+    pub encodings: Vec<Encoding>,
+    /// `min_size`: responses whose known length is below this are sent as they are.
+    pub min_size: u64,
+    /// `content_types`: media-type prefixes that are compressed (lowercase).
+    pub content_types: Vec<String>,
+    /// `levels`: the compression level of each coding.
+    pub levels: CompressLevels,
+}
+
+/// A content coding the `compress` stage can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `zstd` (RFC 8878).
+    Zstd,
+    /// `br`: Brotli (RFC 7932).
+    Br,
+    /// `gzip` (RFC 1952).
+    Gzip,
+}
+
+impl Encoding {
+    /// Every coding, in the default order of preference.
+    pub const ALL: [Encoding; 3] = [Encoding::Zstd, Encoding::Br, Encoding::Gzip];
+
+    /// The coding's token in Accept-Encoding and Content-Encoding.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Zstd => "zstd",
+            Encoding::Br => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+}
+
+/// Compression levels, one per coding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressLevels {
+    /// gzip, 0-9.
+    pub gzip: u32,
+    /// br, 0-11.
+    pub br: u32,
+    /// zstd, 1-22.
+    pub zstd: i32,
+}
+
+/// `type = "error_pages"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorPagesStage {
+    /// `pages`: which statuses get which file, relative to the site root.
+    pub pages: Vec<(ErrorStatus, std::path::PathBuf)>,
+}
+
+/// A key of `pages`: one status, or a class of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStatus {
+    /// `404`: exactly this status.
+    Code(StatusCode),
+    /// `"5xx"`: any status of the class (4 or 5).
+    Class(u16),
 }

@@ -25,15 +25,13 @@ pub(crate) struct Kinds {
 /// Stage types.
 pub(crate) const STAGES: Kinds = Kinds {
     what: "stage",
-    available: &["headers", "basic_auth", "cors", "rewrite"],
+    available: &["headers", "basic_auth", "cors", "rewrite", "compress", "error_pages"],
     later: &[
-        "compress",
         "forwarded_headers",
         "rate_limit",
         "ip_filter",
         "request_filter",
         "cache",
-        "error_pages",
     ],
     later_why: "",
     missing: "every stage needs a type, e.g. type = \"headers\"",
@@ -96,6 +94,10 @@ fn stage(t: &mut Section) -> Option<StageConfig> {
         "basic_auth" => Some(StageConfig::BasicAuth(super::stage_basic_auth::read(t))),
         "cors" => Some(StageConfig::Cors(super::stage_cors::read(t))),
         "rewrite" => Some(StageConfig::Rewrite(super::stage_rewrite::rewrite(t))),
+        "compress" => Some(StageConfig::Compress(super::stage_compress::compress(t))),
+        "error_pages" => Some(StageConfig::ErrorPages(
+            super::stage_error_pages::error_pages(t),
+        )),
         other => unreachable!("stage {other} is listed but not read"),
     }
 }

@@ -1,5 +1,7 @@
 //! Middleware stages: each wraps the rest of a route's chain (see `pipeline::chain`).
 
+pub mod compress;
+pub mod error_pages;
 pub mod headers;
 pub mod basic_auth;
 pub mod cors;

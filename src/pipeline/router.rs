@@ -202,6 +202,10 @@ fn stage(cfg: &StageConfig, root: &std::path::Path) -> Result<Arc<dyn Middleware
     Ok(match cfg {
         StageConfig::Rewrite(r) => Arc::new(crate::middleware::rewrite::Rewrite::new(r, root)?),
         StageConfig::Headers(h) => Arc::new(crate::middleware::headers::Headers::new(h)?),
+        StageConfig::Compress(c) => Arc::new(crate::middleware::compress::Compress::new(c)),
+        StageConfig::ErrorPages(e) => {
+            Arc::new(crate::middleware::error_pages::ErrorPages::new(e, root)?)
+        }
         StageConfig::BasicAuth(b) => Arc::new(crate::middleware::basic_auth::BasicAuth::new(b)?),
         StageConfig::Cors(c) => Arc::new(crate::middleware::cors::Cors::new(c)?),
     })
