@@ -36,6 +36,14 @@ match = "^/drop$"
 action = { type = "abort" }
 
 [[sites.use.rules]]
+match = "^/q1$"
+action = { type = "redirect", url = "/r?x=1", status = 302 }
+
+[[sites.use.rules]]
+match = "^/q2$"
+action = { type = "redirect", url = "/r", status = 307, append_query_string = false }
+
+[[sites.use.rules]]
 name = "product"
 match = "^/product/(\\d+)/(\\w+)$"
 action = { type = "rewrite", url = "/items/{R:2}-{R:1}.txt" }
@@ -67,6 +75,11 @@ conditions = [
   { input = "{REQUEST_FILENAME}", is_directory = false },
 ]
 action = { type = "rewrite", url = "/app/index.html" }
+
+[[sites.routes]]
+path = "/legacy/*"
+use = [{ type = "rewrite", rules = [{ match = "^/legacy/(.+)$", action = { type = "rewrite", url = "/{R:1}" } }] }]
+handler = { type = "static" }
 "#;
 
 const FILES: &[(&str, &[u8])] = &[
@@ -128,6 +141,9 @@ async fn rewrites_with_captures_chain_and_stop() {
         assert_eq!(body, "Y");
         let (_, _, _, body) = get(client, server.url("/y.txt")).await;
         assert_eq!(body, "Z", "the later rule does apply to /y.txt itself");
+        // A route's own rewrite stage: its handler serves the new path.
+        let (status, _, _, body) = get(client, server.url("/legacy/c.txt")).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "C"));
     }
 }
 
@@ -143,6 +159,13 @@ async fn redirect_uses_condition_and_rule_groups() {
             headers["location"], "http://example.test/docs/page?lang=en",
             "{{C:1}} from the host, {{R:1}} from the path, the query appended"
         );
+        // The original query follows the target's own, unless append_query_string = false.
+        let (status, _, headers, _) = get(client, server.url("/q1?a=b")).await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(headers["location"], "/r?x=1&a=b");
+        let (status, _, headers, _) = get(client, server.url("/q2?a=b")).await;
+        assert_eq!(status, StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(headers["location"], "/r");
         // Without www. the condition fails and the request is served.
         let url = format!("http://example.test:{port}/c.txt");
         let (status, _, _, body) = get(client, url).await;

@@ -17,8 +17,6 @@ mod routes;
 mod sections;
 mod site_model;
 mod sites;
-mod stage_compress;
-mod stage_error_pages;
 mod stage_basic_auth;
 mod stage_cors;
 mod stage_rewrite;
@@ -33,7 +31,8 @@ pub use error::{ConfigError, Diagnostic, Diagnostics, Origin};
 pub use model::*;
 pub use site_model::*;
 pub use stage_rewrite::{
-    rewrite_regex, ConditionTest, RewriteAction, RewriteCondition, RewriteRule, RewriteStage,
+    parse_template, rewrite_regex, ConditionTest, RewriteAction, RewriteCondition, RewriteRule,
+    RewriteStage, TemplatePart,
 };
 
 use reader::Section;

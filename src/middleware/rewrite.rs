@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use http::uri::PathAndQuery;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use regex::Regex;
 
 use crate::body::{self, Body};
 use crate::config::{
-    rewrite_regex, ConditionTest, RewriteAction, RewriteCondition, RewriteRule, RewriteStage,
+    parse_template, rewrite_regex, ConditionTest, RewriteAction, RewriteCondition, RewriteRule,
+    RewriteStage, TemplatePart as Part,
 };
 use crate::pipeline::{error_response, request_host, ConnInfo, HandlerFuture, Middleware, Next};
 
@@ -19,64 +20,12 @@ use crate::pipeline::{error_response, request_host, ConnInfo, HandlerFuture, Mid
 /// grow a URL exponentially as they chain).
 const MAX_URL: usize = 16 * 1024;
 
-/// One piece of a `{...}` template.
-enum Part {
-    Literal(String),
-    Rule(usize),
-    Cond(usize),
-    Host,
-    RequestUri,
-    Url,
-    Query,
-    Filename,
-    Https,
-    RemoteAddr,
-    Header(HeaderName),
-}
-
-/// A template parsed once (the loader checked every name already).
+/// A template parsed once (the loader checked it already).
 struct Template(Vec<Part>);
 
 impl Template {
     fn parse(text: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}') else {
-                break;
-            };
-            if open > 0 {
-                parts.push(Part::Literal(rest[..open].to_owned()));
-            }
-            let name = &rest[open + 1..open + close];
-            let index = |n: &str| n.parse::<usize>().map_err(|_| format!("bad {{{name}}}"));
-            parts.push(match name {
-                "HTTP_HOST" => Part::Host,
-                "REQUEST_URI" => Part::RequestUri,
-                "URL" => Part::Url,
-                "QUERY_STRING" => Part::Query,
-                "REQUEST_FILENAME" => Part::Filename,
-                "HTTPS" => Part::Https,
-                "REMOTE_ADDR" => Part::RemoteAddr,
-                _ => match (name.strip_prefix("R:"), name.strip_prefix("C:")) {
-                    (Some(n), _) => Part::Rule(index(n)?),
-                    (_, Some(n)) => Part::Cond(index(n)?),
-                    _ => {
-                        let header = name
-                            .strip_prefix("HTTP_")
-                            .map(|h| h.replace('_', "-").to_ascii_lowercase())
-                            .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok())
-                            .ok_or_else(|| format!("unknown server variable {{{name}}}"))?;
-                        Part::Header(header)
-                    }
-                },
-            });
-            rest = &rest[open + close + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Literal(rest.to_owned()));
-        }
-        Ok(Template(parts))
+        parse_template(text).map(Template)
     }
 
     fn render(&self, st: &State<'_>, rule: &[String], cond: &[String]) -> String {

@@ -7,6 +7,12 @@ use regex::{Regex, RegexBuilder};
 
 use super::reader::{Field, Section};
 
+mod print;
+mod template;
+
+pub(crate) use print::show_rules;
+pub use template::{parse_template, TemplatePart};
+
 /// `type = "rewrite"`: rules applied in order to the request path.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RewriteStage {
@@ -97,47 +103,14 @@ pub fn rewrite_regex(pattern: &str, ignore_case: bool) -> Result<Regex, String> 
         .map_err(|e| format!("invalid regex: {e}"))
 }
 
-/// Server variables a template may name, besides `HTTP_<NAME>`, `R:n` and `C:n`.
-pub const REWRITE_VARIABLES: [&str; 7] = [
-    "HTTP_HOST",
-    "REQUEST_URI",
-    "QUERY_STRING",
-    "REQUEST_FILENAME",
-    "HTTPS",
-    "REMOTE_ADDR",
-    "URL",
-];
-
-const HELP: &str = "use {R:0}..{R:9}, {C:0}..{C:9}, {HTTP_HOST}, {REQUEST_URI}, {URL}, \
-    {QUERY_STRING}, {REQUEST_FILENAME}, {HTTPS}, {REMOTE_ADDR} or {HTTP_<HEADER>}";
-
-/// Checks every `{...}` of a template; `groups` is the number of `{R:n}` available.
+/// Checks a template; `groups` is the number of `{R:n}` the rule's match gives.
 fn check_template(text: &str, groups: usize) -> Result<(), String> {
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        let name = &rest[open + 1..open + close];
-        rest = &rest[open + close + 1..];
-        let backref = |prefix: &str| {
-            name.strip_prefix(prefix)
-                .map(|n| n.parse::<usize>().ok().filter(|n| *n <= 9))
-        };
-        match (backref("R:"), backref("C:")) {
-            (Some(Some(n)), _) if n >= groups => {
-                return Err(format!(
-                    "{{{name}}}: the rule's match has {} group(s)",
-                    groups.saturating_sub(1)
-                ))
+    for part in parse_template(text)? {
+        if let TemplatePart::Rule(n) = part {
+            if n >= groups {
+                let have = groups.saturating_sub(1);
+                return Err(format!("{{R:{n}}}: the rule's match has {have} group(s)"));
             }
-            (Some(Some(_)), _) | (_, Some(Some(_))) => {}
-            (Some(None), _) | (_, Some(None)) => {
-                return Err(format!("{{{name}}}: back-references are 0 to 9"))
-            }
-            _ if REWRITE_VARIABLES.contains(&name) => {}
-            _ if name.len() > 5 && name.starts_with("HTTP_") => {}
-            _ => return Err(format!("unknown server variable {{{name}}}: {HELP}")),
         }
     }
     Ok(())
@@ -319,72 +292,4 @@ fn status(code: u64) -> Result<StatusCode, String> {
         .ok()
         .and_then(|code| StatusCode::from_u16(code).ok())
         .ok_or_else(|| format!("not an HTTP status: {code}"))
-}
-
-/// The stage's `rules` as an inline array, for the effective configuration: one inline
-/// table per rule, so it prints the same under `[[sites.use]]` and a route's `use`.
-pub(crate) fn show_rules(stage: &RewriteStage) -> String {
-    use super::print::quote;
-    let rules: Vec<String> = stage
-        .rules
-        .iter()
-        .map(|r| {
-            let mut parts = Vec::new();
-            if let Some(name) = &r.name {
-                parts.push(format!("name = {}", quote(name)));
-            }
-            parts.push(format!("match = {}", quote(&r.pattern)));
-            parts.push(format!("ignore_case = {}", r.ignore_case));
-            parts.push(format!("negate = {}", r.negate));
-            let conditions: Vec<String> = r.conditions.iter().map(show_condition).collect();
-            parts.push(format!("conditions = [{}]", conditions.join(", ")));
-            let grouping = if r.match_any { "any" } else { "all" };
-            parts.push(format!("logical_grouping = {}", quote(grouping)));
-            parts.push(format!("action = {}", show_action(&r.action)));
-            parts.push(format!("stop_processing = {}", r.stop_processing));
-            format!("{{ {} }}", parts.join(", "))
-        })
-        .collect();
-    format!("[\n  {},\n]", rules.join(",\n  "))
-}
-
-fn show_condition(c: &RewriteCondition) -> String {
-    use super::print::quote;
-    let test = match &c.test {
-        ConditionTest::Pattern(p) => format!("pattern = {}", quote(p)),
-        ConditionTest::IsFile(b) => format!("is_file = {b}"),
-        ConditionTest::IsDirectory(b) => format!("is_directory = {b}"),
-    };
-    format!(
-        "{{ input = {}, {test}, negate = {} }}",
-        quote(&c.input),
-        c.negate
-    )
-}
-
-fn show_action(a: &RewriteAction) -> String {
-    use super::print::quote;
-    match a {
-        RewriteAction::Rewrite {
-            url,
-            append_query_string,
-        } => format!(
-            "{{ type = \"rewrite\", url = {}, append_query_string = {append_query_string} }}",
-            quote(url)
-        ),
-        RewriteAction::Redirect {
-            url,
-            status,
-            append_query_string,
-        } => format!(
-            "{{ type = \"redirect\", url = {}, status = {}, append_query_string = {append_query_string} }}",
-            quote(url),
-            status.as_u16()
-        ),
-        RewriteAction::CustomResponse { status } => {
-            format!("{{ type = \"custom_response\", status = {} }}", status.as_u16())
-        }
-        RewriteAction::Abort => "{ type = \"abort\" }".to_owned(),
-        RewriteAction::None => "{ type = \"none\" }".to_owned(),
-    }
 }
