@@ -2,7 +2,7 @@
 //! combined format or as JSON.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
@@ -17,6 +17,8 @@ pub const TARGET: &str = "harrier::access";
 pub struct Record {
     format: AccessLogFormat,
     remote: Option<SocketAddr>,
+    /// The client resolved by `forwarded_headers`, when it differs from the peer.
+    client: Option<IpAddr>,
     /// The user authenticated by `basic_auth`: the remote-user field.
     user: Option<String>,
     time: SystemTime,
@@ -52,6 +54,7 @@ impl Record {
         Some(Box::new(Record {
             format,
             remote,
+            client: None,
             user: None,
             time: SystemTime::now(),
             start: Instant::now(),
@@ -74,6 +77,12 @@ impl Record {
         self.user = Some(user);
     }
 
+    /// Records the client that `forwarded_headers` resolved: logged as the remote address,
+    /// the connection's peer kept in the JSON format's `peer_addr`.
+    pub fn set_client(&mut self, client: IpAddr) {
+        self.client = Some(client);
+    }
+
     /// Emits the line, now that `sent` body bytes have gone out.
     pub fn write(&self, sent: u64) {
         let line = match self.format {
@@ -85,8 +94,9 @@ impl Record {
     }
 
     fn remote(&self) -> String {
-        self.remote
-            .map_or_else(|| "-".to_owned(), |a| a.ip().to_string())
+        self.client
+            .or(self.remote.map(|a| a.ip()))
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
     }
 
     fn combined(&self, sent: u64) -> String {
@@ -112,6 +122,7 @@ impl Record {
         serde_json::json!({
             "time": humantime::format_rfc3339_millis(self.time).to_string(),
             "remote_addr": self.remote(),
+            "peer_addr": self.remote.map_or_else(|| "-".to_owned(), |a| a.ip().to_string()),
             "user": self.user,
             "method": self.method.as_str(),
             "uri": self.uri.to_string(),

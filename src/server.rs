@@ -162,10 +162,24 @@ impl BoundServer {
             if let Some(tls) = &tls {
                 tls_endpoints.push(Arc::clone(tls));
             }
-            let serve = move |stream: AcceptedStream, info| {
+            let proxy = ep.proxy_protocol;
+            let serve = move |mut stream: AcceptedStream, mut info| {
                 let ctx = Arc::clone(&ctx);
                 let tls = tls.clone();
                 async move {
+                    use listen::proxy_protocol::accept_header;
+                    let ok = match &mut stream {
+                        AcceptedStream::Tcp(s) => {
+                            accept_header(s, proxy, &mut info, &ctx.drain).await
+                        }
+                        #[cfg(unix)]
+                        AcceptedStream::Unix(s) => {
+                            accept_header(s, proxy, &mut info, &ctx.drain).await
+                        }
+                    };
+                    if !ok {
+                        return;
+                    }
                     match stream {
                         AcceptedStream::Tcp(s) => match tls {
                             Some(tls) => serve_tls(s, tls, protocols, info, ctx).await,

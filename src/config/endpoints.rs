@@ -78,12 +78,12 @@ fn endpoint(t: &mut Section, base_dir: &Path) -> Option<Read> {
         t.check(f, url)
     });
     let protocols = protocols(t, url.as_ref());
-    let proxy_protocol = t.read("proxy_protocol", false, |f| {
-        if f.bool()? {
-            Err("the PROXY protocol is not supported yet".to_owned())
-        } else {
-            Ok(false)
+    let proxy_protocol = t.read("proxy_protocol", false, |f| match f.bool()? {
+        // QUIC carries no PROXY header: HTTP/3 clients would bypass the load balancer's word.
+        true if protocols.http3 => {
+            Err("cannot be used with http3 (QUIC connections carry no PROXY header)".to_owned())
         }
+        on => Ok(on),
     });
     let redirect_at = https_redirect(t, url.as_ref());
     let tls = match (&url, &url_at) {

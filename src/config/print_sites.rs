@@ -59,6 +59,8 @@ impl Printer {
 
     fn stage(&mut self, stage: &StageConfig) {
         match stage {
+            StageConfig::ForwardedHeaders(f) => self.forwarded_headers(f),
+            StageConfig::IpFilter(f) => self.ip_filter(f),
             StageConfig::BasicAuth(b) => {
                 self.key("type", quote("basic_auth"));
                 self.key("realm", quote(&b.realm));

@@ -106,6 +106,10 @@ pub enum HandlerConfig {
 pub enum StageConfig {
     /// `headers`: set, add or remove request and response headers.
     Headers(HeadersStage),
+    /// `forwarded_headers`: the client IP, scheme and host from a trusted proxy's headers.
+    ForwardedHeaders(ForwardedHeadersStage),
+    /// `ip_filter`: allow or deny requests by client IP (403).
+    IpFilter(IpFilterStage),
     /// `compress`: zstd, br or gzip response bodies, negotiated from Accept-Encoding.
     Compress(CompressStage),
     /// `error_pages`: the body of error responses replaced by files of the site.
@@ -116,6 +120,34 @@ pub enum StageConfig {
     Cors(CorsStage),
     /// `rewrite`: IIS URL Rewrite style rules on the path (see `stage_rewrite`).
     Rewrite(super::stage_rewrite::RewriteStage),
+}
+
+/// `type = "forwarded_headers"` (Kestrel's ForwardedHeadersMiddleware).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardedHeadersStage {
+    /// `headers`: which headers are read, out of [`FORWARDED_HEADERS`].
+    pub headers: Vec<&'static str>,
+    /// `trusted_proxies`: peers whose headers are believed (Kestrel's KnownProxies).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `forward_limit`: how many proxy hops are walked back at most (Kestrel's ForwardLimit).
+    pub forward_limit: u32,
+}
+
+/// The headers `forwarded_headers` can read; `forwarded` is RFC 7239.
+pub const FORWARDED_HEADERS: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+];
+
+/// `type = "ip_filter"`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IpFilterStage {
+    /// `allow`: when not empty, only these clients get through.
+    pub allow: Vec<ipnet::IpNet>,
+    /// `deny`: these clients get 403, even when `allow` lists them.
+    pub deny: Vec<ipnet::IpNet>,
 }
 
 /// `type = "headers"`.

@@ -25,11 +25,9 @@ pub(crate) struct Kinds {
 /// Stage types.
 pub(crate) const STAGES: Kinds = Kinds {
     what: "stage",
-    available: &["headers", "basic_auth", "cors", "rewrite", "compress", "error_pages"],
+    available: &["headers", "forwarded_headers", "ip_filter", "basic_auth", "cors", "rewrite", "compress", "error_pages"],
     later: &[
-        "forwarded_headers",
         "rate_limit",
-        "ip_filter",
         "request_filter",
         "cache",
     ],
@@ -91,6 +89,10 @@ fn stage(t: &mut Section) -> Option<StageConfig> {
             request: rules(t, "request"),
             response: rules(t, "response"),
         })),
+        "forwarded_headers" => Some(StageConfig::ForwardedHeaders(
+            super::stage_forwarded_headers::forwarded_headers(t),
+        )),
+        "ip_filter" => Some(StageConfig::IpFilter(super::stage_ip_filter::ip_filter(t))),
         "basic_auth" => Some(StageConfig::BasicAuth(super::stage_basic_auth::read(t))),
         "cors" => Some(StageConfig::Cors(super::stage_cors::read(t))),
         "rewrite" => Some(StageConfig::Rewrite(super::stage_rewrite::rewrite(t))),

@@ -6,7 +6,7 @@ use http::{HeaderValue, Response, StatusCode};
 
 use crate::body;
 use crate::pipeline::template::{Template, Vars};
-use crate::pipeline::{error_response, handler_fn, ConnInfo, Handler, RouteCaptures};
+use crate::pipeline::{error_response, handler_fn, Handler, RouteCaptures};
 
 /// A handler redirecting to `to` (rendered per request) with `status`.
 pub fn redirect(status: StatusCode, to: Template) -> Handler {
@@ -18,9 +18,8 @@ pub fn redirect(status: StatusCode, to: Template) -> Handler {
             .map(|c| &c.0[..])
             .unwrap_or(&[]);
         let host = crate::pipeline::request_host(&req);
-        let conn = req.extensions().get::<Arc<ConnInfo>>();
         let vars = Vars {
-            client_ip: conn.and_then(|c| c.remote).map(|a| a.ip().to_string()),
+            client_ip: crate::pipeline::client_ip(&req).map(|ip| ip.to_string()),
             host: host.as_deref(),
             request_id: "",
             path: req.uri().path(),

@@ -45,6 +45,9 @@ pub struct BoundEndpoint {
     /// The UDP socket for HTTP/3 (QUIC), bound on the TCP listener's port, when the endpoint
     /// lists `http3`. `info.alt_svc` advertises it.
     pub udp: Option<UdpSocket>,
+    /// With `proxy_protocol = true`: the time allowed for the PROXY header (the TLS
+    /// handshake timeout on https, `request_headers_timeout` otherwise).
+    pub proxy_protocol: Option<std::time::Duration>,
 }
 
 impl BoundEndpoint {
@@ -91,6 +94,13 @@ impl BoundEndpoint {
             info: Arc::new(info),
             tls,
             udp,
+            proxy_protocol: ep.proxy_protocol.then(|| {
+                ep.tls
+                    .as_ref()
+                    .map_or(config.limits.request_headers_timeout, |t| {
+                        t.handshake_timeout
+                    })
+            }),
         })
     }
 }

@@ -3,6 +3,7 @@
 mod accept;
 mod bind;
 mod endpoint;
+pub mod proxy_protocol;
 
 pub use accept::{accept_loop, AcceptedStream, ConnectionLimiter, ConnectionPermit};
 pub use bind::{bind, Listener};

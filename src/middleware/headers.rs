@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use crate::body::Body;
 use crate::config::{HeaderRules, HeadersStage};
 use crate::pipeline::template::{Template, Vars};
-use crate::pipeline::{request_host, request_id, ConnInfo, HandlerFuture, Middleware, Next};
+use crate::pipeline::{client_ip, request_host, request_id, HandlerFuture, Middleware, Next};
 
 /// Compiled header rules for one direction.
 struct Rules {
@@ -78,14 +78,13 @@ struct Owned {
 
 impl Owned {
     fn of(req: &Request<Body>) -> Owned {
-        let conn = req.extensions().get::<Arc<ConnInfo>>();
         let request_id = req
             .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map_or_else(request_id, str::to_owned);
         Owned {
-            client_ip: conn.and_then(|c| c.remote).map(|a| a.ip().to_string()),
+            client_ip: client_ip(req).map(|ip| ip.to_string()),
             host: request_host(req),
             request_id,
             path: req.uri().path().to_owned(),

@@ -2,6 +2,8 @@
 
 pub mod compress;
 pub mod error_pages;
+pub mod forwarded_headers;
+pub mod ip_filter;
 pub mod headers;
 pub mod basic_auth;
 pub mod cors;

@@ -152,6 +152,9 @@ where
             }
             if let Some(record) = record.as_mut() {
                 record.set_status(resp.status());
+                if let Some(client) = resp.extensions().get::<super::ClientAddr>() {
+                    record.set_client(client.ip);
+                }
                 let user = resp.extensions().get::<crate::middleware::basic_auth::AuthUser>();
                 if let Some(user) = user {
                     record.set_user(user.0.clone());

@@ -53,6 +53,34 @@ pub struct ConnInfo {
     pub tls: Option<crate::tls::TlsInfo>,
 }
 
+/// The client as resolved by `forwarded_headers` from a trusted proxy's headers; inserted
+/// into the request's extensions (and the response's, for the access log). Code that wants
+/// the client IP asks [`client_ip`], which prefers this over the connection's peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddr {
+    /// The client IP the proxies reported.
+    pub ip: std::net::IpAddr,
+    /// The scheme the client used (`http`, `https`), when a proxy said so.
+    pub scheme: Option<String>,
+    /// The host the client asked for, when a proxy said so.
+    pub host: Option<String>,
+    /// The peer of the connection (the nearest proxy), kept for logs and audits.
+    pub original_peer: Option<SocketAddr>,
+}
+
+/// The client IP of `req`: the [`ClientAddr`] resolved by `forwarded_headers` when there is
+/// one, else the connection's peer (`None` on unix sockets).
+pub fn client_ip<B>(req: &Request<B>) -> Option<std::net::IpAddr> {
+    let ext = req.extensions();
+    match ext.get::<ClientAddr>() {
+        Some(client) => Some(client.ip),
+        None => ext
+            .get::<Arc<ConnInfo>>()
+            .and_then(|c| c.remote)
+            .map(|a| a.ip()),
+    }
+}
+
 /// What requests need to know about the endpoint they arrived on.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointInfo {

@@ -202,6 +202,10 @@ fn stage(cfg: &StageConfig, root: &std::path::Path) -> Result<Arc<dyn Middleware
     Ok(match cfg {
         StageConfig::Rewrite(r) => Arc::new(crate::middleware::rewrite::Rewrite::new(r, root)?),
         StageConfig::Headers(h) => Arc::new(crate::middleware::headers::Headers::new(h)?),
+        StageConfig::ForwardedHeaders(f) => Arc::new(
+            crate::middleware::forwarded_headers::ForwardedHeaders::new(f),
+        ),
+        StageConfig::IpFilter(f) => Arc::new(crate::middleware::ip_filter::IpFilter::new(f)),
         StageConfig::Compress(c) => Arc::new(crate::middleware::compress::Compress::new(c)),
         StageConfig::ErrorPages(e) => {
             Arc::new(crate::middleware::error_pages::ErrorPages::new(e, root)?)
