@@ -43,6 +43,23 @@ async fn hash_password(input: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The first line of `lines` that `wanted` accepts, each read bounded by [`STEP`].
+async fn line_where<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        let line = timeout(STEP, lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("the stream ended first");
+        if wanted(&line) {
+            return line;
+        }
+    }
+}
+
 fn settings(users: &str) -> String {
     format!(
         r#"
@@ -198,31 +215,14 @@ async fn failures_are_logged_without_the_password_and_the_user_is_in_the_access_
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = timeout(STEP, stderr.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
+    let url = line_where(&mut stderr, |l| l.starts_with("listening on ")).await;
+    let url = url.trim_start_matches("listening on ").to_owned();
     let client = reqwest::Client::builder().timeout(STEP).build().unwrap();
     let bad = client
         .get(&url)
         .basic_auth("mallory", Some("hunter2-secret"));
     assert_eq!(bad.send().await.unwrap().status(), 401);
-    let warn = loop {
-        let line = timeout(STEP, stderr.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if line.contains("basic auth failed") {
-            break line;
-        }
-    };
+    let warn = line_where(&mut stderr, |line| line.contains("basic auth failed")).await;
     assert!(warn.contains("WARN") && warn.contains("mallory"), "{warn}");
     assert!(warn.contains("127.0.0.1"), "client IP logged: {warn}");
     assert!(
@@ -234,16 +234,7 @@ async fn failures_are_logged_without_the_password_and_the_user_is_in_the_access_
         .get(format!("{url}/page"))
         .basic_auth("alice", Some("pw"));
     assert_eq!(good.send().await.unwrap().status(), 200);
-    let line = loop {
-        let line = timeout(STEP, stdout.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if line.contains("/page") {
-            break line;
-        }
-    };
+    let line = line_where(&mut stdout, |line| line.contains("/page")).await;
     assert!(line.starts_with("127.0.0.1 - alice ["), "{line}");
     child.kill().await.unwrap();
 }

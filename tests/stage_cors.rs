@@ -53,6 +53,13 @@ fn header(resp: &Response, name: &str) -> Option<String> {
         .map(|v| v.to_str().unwrap().to_owned())
 }
 
+/// Asserts the value of header `name` (`None`: absent), naming the response's protocol.
+#[track_caller]
+fn assert_header(resp: &Response, name: &str, want: Option<&str>) {
+    let got = header(resp, name);
+    assert_eq!(got.as_deref(), want, "{name} over {:?}", resp.version());
+}
+
 fn vary(resp: &Response) -> String {
     let all: Vec<&str> = resp
         .headers()
@@ -61,6 +68,12 @@ fn vary(resp: &Response) -> String {
         .map(|v| v.to_str().unwrap())
         .collect();
     all.join(", ")
+}
+
+/// A `method` request to `url` with Origin `origin`.
+async fn from(client: &reqwest::Client, method: Method, url: &str, origin: &str) -> Response {
+    let req = client.request(method, url).header("origin", origin);
+    req.send().await.unwrap()
 }
 
 async fn preflight(
@@ -87,23 +100,15 @@ async fn preflights_are_answered_by_the_stage() {
     for (proto, client) in clients() {
         let resp = preflight(&client, &url, "https://app.example", "PUT", Some("x-token")).await;
         assert_eq!(resp.status(), 204, "{proto}");
-        assert_eq!(
-            header(&resp, "access-control-allow-origin").as_deref(),
-            Some("https://app.example")
+        assert_header(
+            &resp,
+            "access-control-allow-origin",
+            Some("https://app.example"),
         );
-        assert_eq!(
-            header(&resp, "access-control-allow-methods").as_deref(),
-            Some("GET, PUT")
-        );
-        assert_eq!(
-            header(&resp, "access-control-allow-headers").as_deref(),
-            Some("x-token")
-        );
-        assert_eq!(
-            header(&resp, "access-control-max-age").as_deref(),
-            Some("300")
-        );
-        assert_eq!(header(&resp, "access-control-allow-credentials"), None);
+        assert_header(&resp, "access-control-allow-methods", Some("GET, PUT"));
+        assert_header(&resp, "access-control-allow-headers", Some("x-token"));
+        assert_header(&resp, "access-control-max-age", Some("300"));
+        assert_header(&resp, "access-control-allow-credentials", None);
         assert!(vary(&resp).contains("origin"), "{proto}");
         assert_eq!(
             resp.text().await.unwrap(),
@@ -114,9 +119,10 @@ async fn preflights_are_answered_by_the_stage() {
         // Wildcard subdomains, any depth; a safelisted method needs no listing.
         let sub = preflight(&client, &url, "https://a.b.example.com", "POST", None).await;
         assert_eq!(sub.status(), 204, "{proto}");
-        assert_eq!(
-            header(&sub, "access-control-allow-origin").as_deref(),
-            Some("https://a.b.example.com")
+        assert_header(
+            &sub,
+            "access-control-allow-origin",
+            Some("https://a.b.example.com"),
         );
 
         let refused = [
@@ -130,16 +136,8 @@ async fn preflights_are_answered_by_the_stage() {
         for (origin, method, headers) in refused {
             let resp = preflight(&client, &url, origin, method, headers).await;
             assert_eq!(resp.status(), 403, "{proto}: {origin} {method} {headers:?}");
-            assert_eq!(
-                header(&resp, "access-control-allow-origin"),
-                None,
-                "{proto}: {origin}"
-            );
-            assert_eq!(
-                header(&resp, "access-control-allow-methods"),
-                None,
-                "{proto}: {origin}"
-            );
+            assert_header(&resp, "access-control-allow-origin", None);
+            assert_header(&resp, "access-control-allow-methods", None);
         }
     }
 }
@@ -149,59 +147,30 @@ async fn actual_requests_get_the_allow_origin_of_allowed_origins_only() {
     let server = start(SITE, &[]).await;
     let url = server.url("/api");
     for (proto, client) in clients() {
-        let resp = client
-            .get(&url)
-            .header("origin", "https://app.example")
-            .send()
-            .await
-            .unwrap();
+        let resp = from(&client, Method::GET, &url, "https://app.example").await;
         assert_eq!(resp.status(), 200, "{proto}");
-        assert_eq!(
-            header(&resp, "access-control-allow-origin").as_deref(),
-            Some("https://app.example")
+        assert_header(
+            &resp,
+            "access-control-allow-origin",
+            Some("https://app.example"),
         );
-        assert_eq!(
-            header(&resp, "access-control-expose-headers").as_deref(),
-            Some("x-total")
-        );
-        assert_eq!(header(&resp, "access-control-allow-credentials"), None);
+        assert_header(&resp, "access-control-expose-headers", Some("x-total"));
+        assert_header(&resp, "access-control-allow-credentials", None);
         assert!(vary(&resp).contains("origin"), "{proto}");
         assert_eq!(resp.text().await.unwrap(), "handler");
 
-        let other = client
-            .get(&url)
-            .header("origin", "https://evil.test")
-            .send()
-            .await
-            .unwrap();
+        let other = from(&client, Method::GET, &url, "https://evil.test").await;
         assert_eq!(other.status(), 200, "{proto}");
-        assert_eq!(
-            header(&other, "access-control-allow-origin"),
-            None,
-            "{proto}"
-        );
-        assert_eq!(
-            header(&other, "access-control-expose-headers"),
-            None,
-            "{proto}"
-        );
+        assert_header(&other, "access-control-allow-origin", None);
+        assert_header(&other, "access-control-expose-headers", None);
         // Still varies by Origin, so that a cache never hands it to an allowed origin.
         assert!(vary(&other).contains("origin"), "{proto}");
 
         let plain = client.get(&url).send().await.unwrap();
-        assert_eq!(
-            header(&plain, "access-control-allow-origin"),
-            None,
-            "{proto}"
-        );
+        assert_header(&plain, "access-control-allow-origin", None);
 
         // OPTIONS without Access-Control-Request-Method is not a preflight.
-        let options = client
-            .request(Method::OPTIONS, &url)
-            .header("origin", "https://app.example")
-            .send()
-            .await
-            .unwrap();
+        let options = from(&client, Method::OPTIONS, &url, "https://app.example").await;
         assert_eq!(options.text().await.unwrap(), "handler", "{proto}");
     }
 }
@@ -211,54 +180,31 @@ async fn with_credentials_the_origin_and_headers_are_echoed_never_star() {
     let server = start(CREDENTIALS, &[]).await;
     let url = server.url("/");
     for (proto, client) in clients() {
-        let resp = client
-            .get(&url)
-            .header("origin", "https://any.test")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            header(&resp, "access-control-allow-origin").as_deref(),
-            Some("https://any.test")
+        let resp = from(&client, Method::GET, &url, "https://any.test").await;
+        assert_header(
+            &resp,
+            "access-control-allow-origin",
+            Some("https://any.test"),
         );
-        assert_eq!(
-            header(&resp, "access-control-allow-credentials").as_deref(),
-            Some("true")
-        );
+        assert_header(&resp, "access-control-allow-credentials", Some("true"));
         assert!(vary(&resp).contains("origin"), "{proto}");
 
         let pre = preflight(&client, &url, "https://any.test", "GET", Some("X-A, x-b")).await;
         assert_eq!(pre.status(), 204, "{proto}");
-        assert_eq!(
-            header(&pre, "access-control-allow-origin").as_deref(),
-            Some("https://any.test")
+        assert_header(
+            &pre,
+            "access-control-allow-origin",
+            Some("https://any.test"),
         );
-        assert_eq!(
-            header(&pre, "access-control-allow-headers").as_deref(),
-            Some("x-a, x-b")
-        );
-        assert_eq!(
-            header(&pre, "access-control-allow-credentials").as_deref(),
-            Some("true")
-        );
+        assert_header(&pre, "access-control-allow-headers", Some("x-a, x-b"));
+        assert_header(&pre, "access-control-allow-credentials", Some("true"));
         // Default max_age: 10 minutes.
-        assert_eq!(
-            header(&pre, "access-control-max-age").as_deref(),
-            Some("600")
-        );
+        assert_header(&pre, "access-control-max-age", Some("600"));
     }
     let star = start(&CREDENTIALS.replace("allow_credentials = true", ""), &[]).await;
     let client = reqwest::Client::builder().timeout(STEP).build().unwrap();
-    let resp = client
-        .get(star.url("/"))
-        .header("origin", "https://any.test")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        header(&resp, "access-control-allow-origin").as_deref(),
-        Some("*")
-    );
+    let resp = from(&client, Method::GET, &star.url("/"), "https://any.test").await;
+    assert_header(&resp, "access-control-allow-origin", Some("*"));
     let pre = preflight(
         &client,
         &star.url("/"),
@@ -267,10 +213,7 @@ async fn with_credentials_the_origin_and_headers_are_echoed_never_star() {
         Some("x-a"),
     )
     .await;
-    assert_eq!(
-        header(&pre, "access-control-allow-headers").as_deref(),
-        Some("*")
-    );
+    assert_header(&pre, "access-control-allow-headers", Some("*"));
 }
 
 #[test]
