@@ -17,6 +17,8 @@ mod routes;
 mod sections;
 mod site_model;
 mod sites;
+mod stage_rate_limit;
+mod stage_request_filter;
 mod stage_forwarded_headers;
 mod stage_ip_filter;
 mod stage_compress;

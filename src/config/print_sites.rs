@@ -59,6 +59,8 @@ impl Printer {
 
     fn stage(&mut self, stage: &StageConfig) {
         match stage {
+            StageConfig::RateLimit(r) => self.rate_limit(r),
+            StageConfig::RequestFilter(r) => self.request_filter(r),
             StageConfig::ForwardedHeaders(f) => self.forwarded_headers(f),
             StageConfig::IpFilter(f) => self.ip_filter(f),
             StageConfig::BasicAuth(b) => {

@@ -139,7 +139,7 @@ fn methods(t: &mut Section) -> Vec<Method> {
     methods
 }
 
-fn method(text: &str) -> Result<Method, String> {
+pub(super) fn method(text: &str) -> Result<Method, String> {
     if let Some(standard) = STANDARD_METHODS
         .iter()
         .find(|m| m.eq_ignore_ascii_case(text) && **m != text)

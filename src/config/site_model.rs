@@ -104,6 +104,10 @@ pub enum HandlerConfig {
 /// A middleware stage (`type = "..."`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum StageConfig {
+    /// `rate_limit`: requests per client over time, 429 past it.
+    RateLimit(RateLimitStage),
+    /// `request_filter`: IIS request filtering (URL lengths, hidden segments, methods).
+    RequestFilter(RequestFilterStage),
     /// `headers`: set, add or remove request and response headers.
     Headers(HeadersStage),
     /// `forwarded_headers`: the client IP, scheme and host from a trusted proxy's headers.
@@ -260,4 +264,92 @@ pub enum ErrorStatus {
     Code(StatusCode),
     /// `"5xx"`: any status of the class (4 or 5).
     Class(u16),
+}
+
+/// `type = "rate_limit"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitStage {
+    /// Whose bucket a request draws from.
+    pub key: RateKey,
+    /// The sustained rate.
+    pub rate: Rate,
+    /// Requests a client may send at once, above the sustained rate.
+    pub burst: u64,
+    /// Clients remembered at most: the memory bound.
+    pub max_clients: usize,
+}
+
+/// What `rate_limit` counts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    /// `client_ip`: the client's address.
+    ClientIp,
+    /// `header:NAME`: the value of a request header (an API key).
+    Header(HeaderName),
+}
+
+/// `COUNT/UNIT`, such as `10/s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests per unit (at least 1).
+    pub count: u64,
+    /// The unit of time.
+    pub unit: RateUnit,
+}
+
+/// The unit of a [`Rate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateUnit {
+    /// `s`.
+    Second,
+    /// `m`.
+    Minute,
+    /// `h`.
+    Hour,
+}
+
+impl RateUnit {
+    /// The unit as a duration.
+    pub fn period(self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            RateUnit::Second => 1,
+            RateUnit::Minute => 60,
+            RateUnit::Hour => 3600,
+        })
+    }
+}
+
+/// `type = "request_filter"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestFilterStage {
+    /// Longest path (query not included), in bytes; 414 past it.
+    pub max_url_length: usize,
+    /// Longest query string, in bytes; 414 past it.
+    pub max_query_length: usize,
+    /// Path segments that answer 404 wherever they appear (case-insensitive).
+    pub deny_path_segments: Vec<String>,
+    /// File name endings that answer 404 (case-insensitive, with the dot).
+    pub deny_extensions: Vec<String>,
+    /// Methods that answer 405.
+    pub deny_methods: Vec<Method>,
+    /// 400 for a path that still holds `%XX` once decoded.
+    pub reject_double_escaping: bool,
+}
+
+impl Default for RequestFilterStage {
+    /// IIS's limits, and the names that leak secrets when a site root holds a checkout.
+    fn default() -> Self {
+        let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+        RequestFilterStage {
+            max_url_length: 4096,
+            max_query_length: 2048,
+            deny_path_segments: strings(&[".git", ".svn", ".hg"]),
+            deny_extensions: strings(&[".env", ".config"]),
+            deny_methods: vec![
+                Method::TRACE,
+                Method::from_bytes(b"TRACK").unwrap_or(Method::TRACE),
+            ],
+            reject_double_escaping: true,
+        }
+    }
 }

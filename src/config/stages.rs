@@ -25,10 +25,8 @@ pub(crate) struct Kinds {
 /// Stage types.
 pub(crate) const STAGES: Kinds = Kinds {
     what: "stage",
-    available: &["headers", "forwarded_headers", "ip_filter", "basic_auth", "cors", "rewrite", "compress", "error_pages"],
+    available: &["headers", "forwarded_headers", "ip_filter", "basic_auth", "cors", "rewrite", "compress", "error_pages", "rate_limit", "request_filter"],
     later: &[
-        "rate_limit",
-        "request_filter",
         "cache",
     ],
     later_why: "",
@@ -99,6 +97,12 @@ fn stage(t: &mut Section) -> Option<StageConfig> {
         "compress" => Some(StageConfig::Compress(super::stage_compress::compress(t))),
         "error_pages" => Some(StageConfig::ErrorPages(
             super::stage_error_pages::error_pages(t),
+        )),
+        "rate_limit" => Some(StageConfig::RateLimit(
+            super::stage_rate_limit::rate_limit(t),
+        )),
+        "request_filter" => Some(StageConfig::RequestFilter(
+            super::stage_request_filter::request_filter(t),
         )),
         other => unreachable!("stage {other} is listed but not read"),
     }

@@ -5,6 +5,8 @@ pub mod error_pages;
 pub mod forwarded_headers;
 pub mod ip_filter;
 pub mod headers;
+pub mod rate_limit;
+pub mod request_filter;
 pub mod basic_auth;
 pub mod cors;
 pub mod rewrite;

@@ -202,6 +202,10 @@ fn stage(cfg: &StageConfig, root: &std::path::Path) -> Result<Arc<dyn Middleware
     Ok(match cfg {
         StageConfig::Rewrite(r) => Arc::new(crate::middleware::rewrite::Rewrite::new(r, root)?),
         StageConfig::Headers(h) => Arc::new(crate::middleware::headers::Headers::new(h)?),
+        StageConfig::RateLimit(r) => Arc::new(crate::middleware::rate_limit::RateLimit::new(r)),
+        StageConfig::RequestFilter(r) => {
+            Arc::new(crate::middleware::request_filter::RequestFilter::new(r))
+        }
         StageConfig::ForwardedHeaders(f) => Arc::new(
             crate::middleware::forwarded_headers::ForwardedHeaders::new(f),
         ),
