@@ -165,7 +165,9 @@ fn hash_password(args: HashPasswordArgs) -> ExitCode {
         .strip_suffix('\n')
         .map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
     if password.is_empty() {
-        eprintln!("error: empty password: type it on stdin, e.g. `echo 's3cret' | harrier hash-password`");
+        eprintln!(
+            "error: empty password: type it on stdin, e.g. `echo 's3cret' | harrier hash-password`"
+        );
         return ExitCode::from(1);
     }
     match harrier::middleware::basic_auth::hash_password(password, args.bcrypt) {

@@ -25,10 +25,19 @@ pub(crate) struct Kinds {
 /// Stage types.
 pub(crate) const STAGES: Kinds = Kinds {
     what: "stage",
-    available: &["headers", "forwarded_headers", "ip_filter", "basic_auth", "cors", "rewrite", "compress", "error_pages", "rate_limit", "request_filter"],
-    later: &[
-        "cache",
+    available: &[
+        "headers",
+        "forwarded_headers",
+        "ip_filter",
+        "basic_auth",
+        "cors",
+        "rewrite",
+        "compress",
+        "error_pages",
+        "rate_limit",
+        "request_filter",
     ],
+    later: &["cache"],
     later_why: "",
     missing: "every stage needs a type, e.g. type = \"headers\"",
 };
@@ -98,9 +107,9 @@ fn stage(t: &mut Section) -> Option<StageConfig> {
         "error_pages" => Some(StageConfig::ErrorPages(
             super::stage_error_pages::error_pages(t),
         )),
-        "rate_limit" => Some(StageConfig::RateLimit(
-            super::stage_rate_limit::rate_limit(t),
-        )),
+        "rate_limit" => Some(StageConfig::RateLimit(super::stage_rate_limit::rate_limit(
+            t,
+        ))),
         "request_filter" => Some(StageConfig::RequestFilter(
             super::stage_request_filter::request_filter(t),
         )),

@@ -155,7 +155,9 @@ where
                 if let Some(client) = resp.extensions().get::<super::ClientAddr>() {
                     record.set_client(client.ip);
                 }
-                let user = resp.extensions().get::<crate::middleware::basic_auth::AuthUser>();
+                let user = resp
+                    .extensions()
+                    .get::<crate::middleware::basic_auth::AuthUser>();
                 if let Some(user) = user {
                     record.set_user(user.0.clone());
                 }
