@@ -188,3 +188,29 @@ async fn the_pipeline_is_the_same_over_http2() {
     assert_eq!(resp.headers()["x-seen-host"], "docs.test");
     assert_eq!(resp.text().await.unwrap(), "DOCS");
 }
+
+#[tokio::test]
+async fn site_stages_run_before_routes_are_matched() {
+    let dir = two_sites();
+    let toml = r#"
+[[sites]]
+root = "app"
+
+[[sites.use]]
+type = "rewrite"
+[[sites.use.rules]]
+match = "^/legacy/(.*)$"
+action = { type = "rewrite", url = "/v2/{R:1}" }
+
+[[sites.routes]]
+path = "/v2/*"
+handler = { type = "respond", status = 200, body = "v2 route" }
+"#;
+    let (addr, _stop) = serve(dir.path(), toml).await;
+    let resp = get(addr, "any.test", "/legacy/thing", "").await;
+    assert_eq!(
+        body(&resp),
+        "v2 route",
+        "the rewritten path chose the route: {resp}"
+    );
+}

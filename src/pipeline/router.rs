@@ -34,8 +34,27 @@ pub struct RouteCaptures(pub Vec<String>);
 
 struct Site {
     endpoints: Vec<String>,
+    /// The site's stages in front of the route dispatch: they run before a route is chosen,
+    /// so a `rewrite` or `forwarded_headers` stage affects which route matches.
+    chain: Chain,
+}
+
+/// A site's routes and what answers when none matches.
+struct Routes {
     routes: Vec<(Matcher, Chain)>,
-    fallback: Chain,
+    fallback: Handler,
+}
+
+impl Routes {
+    fn dispatch(&self, mut req: Request<Body>) -> HandlerFuture {
+        for (matcher, chain) in &self.routes {
+            if let Some(captures) = matcher.matches(&req) {
+                req.extensions_mut().insert(RouteCaptures(captures));
+                return chain.run(req);
+            }
+        }
+        (self.fallback)(req)
+    }
 }
 
 /// All sites of a server, indexed by host.
@@ -55,8 +74,7 @@ impl Router {
     pub fn single(handler: Handler) -> Router {
         let site = Site {
             endpoints: Vec::new(),
-            routes: Vec::new(),
-            fallback: Chain::new(Vec::new(), handler),
+            chain: Chain::new(Vec::new(), handler),
         };
         Router {
             sites: vec![site],
@@ -104,7 +122,7 @@ impl Router {
     }
 
     /// Answers `req` with the matching site's first matching route, or its static files.
-    pub fn route(&self, mut req: Request<Body>) -> HandlerFuture {
+    pub fn route(&self, req: Request<Body>) -> HandlerFuture {
         let site = if self.single {
             &self.sites[0]
         } else {
@@ -119,13 +137,7 @@ impl Router {
                 }
             }
         };
-        for (matcher, chain) in &site.routes {
-            if let Some(captures) = matcher.matches(&req) {
-                req.extensions_mut().insert(RouteCaptures(captures));
-                return chain.run(req);
-            }
-        }
-        site.fallback.run(req)
+        site.chain.run(req)
     }
 
     fn site_for<B>(&self, req: &Request<B>) -> Option<&Site> {
@@ -171,7 +183,7 @@ fn build_site(i: usize, site: &SiteConfig) -> Result<Site, BuildError> {
     let mut routes = Vec::with_capacity(site.routes.len());
     for (r, route) in site.routes.iter().enumerate() {
         let what = format!("{name}.routes[{r}]");
-        let mut stages = site_stages.clone();
+        let mut stages = Vec::with_capacity(route.middleware.len());
         for s in &route.middleware {
             stages.push(stage(s, &site.static_files.root).map_err(err(what.clone()))?);
         }
@@ -190,10 +202,14 @@ fn build_site(i: usize, site: &SiteConfig) -> Result<Site, BuildError> {
         };
         routes.push((Matcher::new(&route.matcher), Chain::new(stages, handler)));
     }
+    let routes = Arc::new(Routes {
+        routes,
+        fallback: site_static,
+    });
+    let dispatch: Handler = Arc::new(move |req| routes.dispatch(req));
     Ok(Site {
         endpoints: site.endpoints.clone(),
-        routes,
-        fallback: Chain::new(site_stages, site_static),
+        chain: Chain::new(site_stages, dispatch),
     })
 }
 
