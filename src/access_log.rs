@@ -21,6 +21,8 @@ pub struct Record {
     client: Option<IpAddr>,
     /// The user authenticated by `basic_auth`: the remote-user field.
     user: Option<String>,
+    /// The subject of a verified TLS client certificate (JSON format only: it has spaces).
+    client_cert: Option<String>,
     time: SystemTime,
     start: Instant,
     method: Method,
@@ -56,6 +58,7 @@ impl Record {
             remote,
             client: None,
             user: None,
+            client_cert: None,
             time: SystemTime::now(),
             start: Instant::now(),
             method: method.clone(),
@@ -72,7 +75,12 @@ impl Record {
         self.status = status;
     }
 
-    /// Sets the authenticated user (logged in place of the `-` after the address).
+    /// Sets the verified TLS client certificate's subject (mutual TLS).
+    pub fn set_client_cert(&mut self, subject: String) {
+        self.client_cert = Some(subject);
+    }
+
+    /// Sets the authenticated user (the remote-user field).
     pub fn set_user(&mut self, user: String) {
         self.user = Some(user);
     }
@@ -124,6 +132,7 @@ impl Record {
             "remote_addr": self.remote(),
             "peer_addr": self.remote.map_or_else(|| "-".to_owned(), |a| a.ip().to_string()),
             "user": self.user,
+            "client_cert": self.client_cert,
             "method": self.method.as_str(),
             "uri": self.uri.to_string(),
             "protocol": format!("{:?}", self.version),

@@ -152,6 +152,9 @@ where
             }
             if let Some(record) = record.as_mut() {
                 record.set_status(resp.status());
+                if let Some(client) = conn.tls.as_ref().and_then(|t| t.client.as_ref()) {
+                    record.set_client_cert(client.subject.clone());
+                }
                 if let Some(client) = resp.extensions().get::<super::ClientAddr>() {
                     record.set_client(client.ip);
                 }
