@@ -180,14 +180,18 @@ impl BoundServer {
                     if !ok {
                         return;
                     }
+                    // Each branch is boxed at its own size: otherwise every connection's
+                    // task would reserve room for the largest (TLS) one, idle or not.
                     match stream {
                         AcceptedStream::Tcp(s) => match tls {
-                            Some(tls) => serve_tls(s, tls, protocols, info, ctx).await,
-                            None => proto::serve_connection(s, protocols, info, ctx).await,
+                            Some(tls) => Box::pin(serve_tls(s, tls, protocols, info, ctx)).await,
+                            None => {
+                                Box::pin(proto::serve_connection(s, protocols, info, ctx)).await
+                            }
                         },
                         #[cfg(unix)]
                         AcceptedStream::Unix(s) => {
-                            proto::serve_connection(s, protocols, info, ctx).await
+                            Box::pin(proto::serve_connection(s, protocols, info, ctx)).await
                         }
                     }
                 }

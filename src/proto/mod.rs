@@ -107,12 +107,13 @@ pub async fn serve_connection<S>(
         head_limits,
     ));
     let service = Entry::new(Arc::clone(&ctx.app), Arc::clone(&shared), Arc::new(conn));
+    // Boxed separately so an HTTP/1.1 connection does not carry the size of an HTTP/2 one.
     if is_h2 {
         let conn = ctx.builders.h2.serve_connection(io, service);
-        drive(conn, &shared, &ctx).await;
+        Box::pin(drive(conn, &shared, &ctx)).await;
     } else {
         let conn = ctx.builders.h1.serve_connection(io, service);
-        drive(conn, &shared, &ctx).await;
+        Box::pin(drive(conn, &shared, &ctx)).await;
     }
 }
 
