@@ -29,8 +29,9 @@ pub struct Record {
     uri: Uri,
     version: Version,
     status: StatusCode,
-    referer: String,
-    user_agent: String,
+    /// Kept as header values (a reference count, no copy) until the line is written.
+    referer: Option<http::HeaderValue>,
+    user_agent: Option<http::HeaderValue>,
 }
 
 impl Record {
@@ -46,13 +47,7 @@ impl Record {
         if format == AccessLogFormat::Off {
             return None;
         }
-        let header = |name| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_owned()
-        };
+        let header = |name| headers.get(name).cloned();
         Some(Box::new(Record {
             format,
             remote,
@@ -120,8 +115,8 @@ impl Record {
             self.version,
             self.status.as_u16(),
             sent,
-            self.referer.replace('"', "\\\""),
-            self.user_agent.replace('"', "\\\""),
+            text(&self.referer).replace('"', "\\\""),
+            text(&self.user_agent).replace('"', "\\\""),
         );
         line
     }
@@ -139,11 +134,16 @@ impl Record {
             "status": self.status.as_u16(),
             "bytes_sent": sent,
             "duration_ms": self.start.elapsed().as_secs_f64() * 1000.0,
-            "referer": self.referer,
-            "user_agent": self.user_agent,
+            "referer": text(&self.referer),
+            "user_agent": text(&self.user_agent),
         })
         .to_string()
     }
+}
+
+/// A logged header's text, `-` when absent or not visible ASCII.
+fn text(value: &Option<http::HeaderValue>) -> &str {
+    value.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
 }
 
 /// Common Log Format time, in UTC: `24/Nov/2026:22:10:26 +0000`.

@@ -234,8 +234,15 @@ async fn an_incomplete_head_gets_408_after_request_headers_timeout() {
 async fn a_silent_connection_is_closed_after_request_headers_timeout() {
     let server = start("[limits]\nrequest_headers_timeout = \"500ms\"\n", &[]).await;
     let mut s = connect(server.addr).await;
+    let start = Instant::now();
     let resp = read_to_close(&mut s).await;
     assert_eq!(resp, "");
+    // Closed by the timeout, not at once.
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "closed after {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]

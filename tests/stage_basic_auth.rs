@@ -77,16 +77,6 @@ handler = {{ type = "respond", status = 200, body = "secret stuff" }}
     )
 }
 
-fn clients() -> [(&'static str, reqwest::Client); 2] {
-    let h1 = reqwest::Client::builder().timeout(STEP).build().unwrap();
-    let h2 = reqwest::Client::builder()
-        .timeout(STEP)
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    [("HTTP/1.1", h1), ("HTTP/2", h2)]
-}
-
 #[tokio::test]
 async fn hashes_from_the_cli_protect_a_site_over_http1_and_http2() {
     let (code, argon, err) = hash_password("correct horse\n", &[]).await;

@@ -37,16 +37,6 @@ allow_credentials = true
 handler = { type = "respond", status = 200, body = "handler" }
 "#;
 
-fn clients() -> [(&'static str, reqwest::Client); 2] {
-    let h1 = reqwest::Client::builder().timeout(STEP).build().unwrap();
-    let h2 = reqwest::Client::builder()
-        .timeout(STEP)
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    [("HTTP/1.1", h1), ("HTTP/2", h2)]
-}
-
 fn header(resp: &Response, name: &str) -> Option<String> {
     resp.headers()
         .get(name)

@@ -51,14 +51,6 @@ async fn server() -> TestServer {
     .await
 }
 
-fn clients() -> [reqwest::Client; 2] {
-    let h1 = reqwest::Client::builder().http1_only().timeout(STEP);
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(STEP);
-    [h1.build().unwrap(), h2.build().unwrap()]
-}
-
 async fn send(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     let resp = req.send().await.expect("response");
     let status = resp.status().as_u16();
@@ -69,7 +61,7 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap,
 #[tokio::test]
 async fn error_responses_get_the_site_pages_on_h1_and_h2() {
     let server = server().await;
-    for client in clients() {
+    for (_, client) in clients() {
         let get = |path: &str| client.get(server.url(path));
         // The static handler's 404 (its own not_found_page included) is replaced.
         let (status, h, body) = send(get("/missing")).await;
@@ -104,7 +96,7 @@ async fn error_responses_get_the_site_pages_on_h1_and_h2() {
 #[tokio::test]
 async fn pages_are_compressed_by_an_earlier_compress_stage() {
     let server = server().await;
-    for client in clients() {
+    for (_, client) in clients() {
         let req = client
             .get(server.url("/missing"))
             .header("accept-encoding", "gzip");

@@ -222,24 +222,19 @@ pub(crate) fn check_placeholders(
     captures: Option<usize>,
     help: &dyn Fn(usize) -> String,
 ) -> Result<(), String> {
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        let name = &rest[open + 1..open + close];
-        rest = &rest[open + close + 1..];
-        if names.contains(&name) {
-            continue;
-        }
-        match (name.parse::<usize>(), captures) {
-            (Ok(index @ 1..=9), Some(captures)) => {
-                if index > captures {
-                    return Err(help(index));
-                }
+    crate::pipeline::template::scan(
+        text,
+        |_| (),
+        |name| {
+            if names.contains(&name) {
+                return Ok(());
             }
-            _ => return Err(format!("unknown placeholder {{{name}}}: {}", help(0))),
-        }
-    }
-    Ok(())
+            match (name.parse::<usize>(), captures) {
+                (Ok(index @ 1..=9), Some(captures)) if index > captures => Err(help(index)),
+                (Ok(1..=9), Some(_)) => Ok(()),
+                _ => Err(format!("unknown placeholder {{{name}}}: {}", help(0))),
+            }
+        },
+    )
+    .map(drop)
 }

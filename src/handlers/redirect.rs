@@ -18,8 +18,9 @@ pub fn redirect(status: StatusCode, to: Template) -> Handler {
             .map(|c| &c.0[..])
             .unwrap_or(&[]);
         let host = crate::pipeline::request_host(&req);
+        let client_ip = crate::pipeline::client_ip(&req).map(|ip| ip.to_string());
         let vars = Vars {
-            client_ip: crate::pipeline::client_ip(&req).map(|ip| ip.to_string()),
+            client_ip: client_ip.as_deref(),
             host: host.as_deref(),
             request_id: "",
             path: req.uri().path(),

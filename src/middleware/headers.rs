@@ -9,10 +9,35 @@ use crate::config::{HeaderRules, HeadersStage};
 use crate::pipeline::template::{Template, Vars};
 use crate::pipeline::{client_ip, request_host, request_id, HandlerFuture, Middleware, Next};
 
+/// A header value: fixed at startup, or rendered per request from placeholders.
+enum Value {
+    Fixed(HeaderValue),
+    Template(Template),
+}
+
+impl Value {
+    fn new(text: &str) -> Result<Value, String> {
+        let template = Template::parse(text)?;
+        if template.is_literal() {
+            let fixed = HeaderValue::from_str(text).map_err(|e| e.to_string())?;
+            return Ok(Value::Fixed(fixed));
+        }
+        Ok(Value::Template(template))
+    }
+
+    fn get(&self, vars: Option<&Vars<'_>>) -> Option<HeaderValue> {
+        match (self, vars) {
+            (Value::Fixed(v), _) => Some(v.clone()),
+            (Value::Template(t), Some(vars)) => HeaderValue::from_str(&t.render(vars)).ok(),
+            (Value::Template(_), None) => None,
+        }
+    }
+}
+
 /// Compiled header rules for one direction.
 struct Rules {
-    set: Vec<(HeaderName, Template)>,
-    add: Vec<(HeaderName, Template)>,
+    set: Vec<(HeaderName, Value)>,
+    add: Vec<(HeaderName, Value)>,
     remove: Vec<HeaderName>,
 }
 
@@ -20,7 +45,7 @@ impl Rules {
     fn new(r: &HeaderRules) -> Result<Rules, String> {
         let compile = |list: &[(HeaderName, String)]| {
             list.iter()
-                .map(|(n, v)| Template::parse(v).map(|t| (n.clone(), t)))
+                .map(|(n, v)| Value::new(v).map(|v| (n.clone(), v)))
                 .collect::<Result<Vec<_>, _>>()
         };
         Ok(Rules {
@@ -34,17 +59,27 @@ impl Rules {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
     }
 
-    fn apply(&self, headers: &mut HeaderMap, vars: &Vars<'_>) {
+    fn templates(&self) -> impl Iterator<Item = &Template> {
+        self.set
+            .iter()
+            .chain(&self.add)
+            .filter_map(|(_, v)| match v {
+                Value::Template(t) => Some(t),
+                Value::Fixed(_) => None,
+            })
+    }
+
+    fn apply(&self, headers: &mut HeaderMap, vars: Option<&Vars<'_>>) {
         for name in &self.remove {
             headers.remove(name);
         }
         for (name, value) in &self.set {
-            if let Ok(v) = HeaderValue::from_str(&value.render(vars)) {
+            if let Some(v) = value.get(vars) {
                 headers.insert(name.clone(), v);
             }
         }
         for (name, value) in &self.add {
-            if let Ok(v) = HeaderValue::from_str(&value.render(vars)) {
+            if let Some(v) = value.get(vars) {
                 headers.append(name.clone(), v);
             }
         }
@@ -55,50 +90,61 @@ impl Rules {
 pub struct Headers {
     request: Rules,
     response: Arc<Rules>,
+    /// Some value uses a placeholder: per-request variables must be gathered.
+    needs_vars: bool,
+    /// Some value uses `{request_id}` (the only costly variable).
+    needs_request_id: bool,
 }
 
 impl Headers {
     /// Compiles the stage's options.
     pub fn new(cfg: &HeadersStage) -> Result<Headers, String> {
+        let request = Rules::new(&cfg.request)?;
+        let response = Rules::new(&cfg.response)?;
+        let templates = || request.templates().chain(response.templates());
+        let needs_vars = templates().next().is_some();
+        let needs_request_id = templates().any(Template::uses_request_id);
         Ok(Headers {
-            request: Rules::new(&cfg.request)?,
-            response: Arc::new(Rules::new(&cfg.response)?),
+            needs_vars,
+            needs_request_id,
+            request,
+            response: Arc::new(response),
         })
     }
 }
 
-/// Per-request values for placeholders, computed once for both directions.
+/// Per-request values for the placeholders header values may use (`{client_ip}`, `{host}`,
+/// `{request_id}`), gathered once for both directions.
 struct Owned {
     client_ip: Option<String>,
     host: Option<String>,
     request_id: String,
-    path: String,
-    query: Option<String>,
 }
 
 impl Owned {
-    fn of(req: &Request<Body>) -> Owned {
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map_or_else(request_id, str::to_owned);
+    fn of(req: &Request<Body>, with_request_id: bool) -> Owned {
+        let request_id = if with_request_id {
+            req.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(request_id, str::to_owned)
+        } else {
+            String::new()
+        };
         Owned {
             client_ip: client_ip(req).map(|ip| ip.to_string()),
             host: request_host(req),
             request_id,
-            path: req.uri().path().to_owned(),
-            query: req.uri().query().map(str::to_owned),
         }
     }
 
     fn vars(&self) -> Vars<'_> {
         Vars {
-            client_ip: self.client_ip.clone(),
+            client_ip: self.client_ip.as_deref(),
             host: self.host.as_deref(),
             request_id: &self.request_id,
-            path: &self.path,
-            query: self.query.as_deref(),
+            path: "",
+            query: None,
             captures: &[],
         }
     }
@@ -106,15 +152,19 @@ impl Owned {
 
 impl Middleware for Headers {
     fn handle(&self, mut req: Request<Body>, next: Next) -> HandlerFuture {
-        let owned = Owned::of(&req);
+        let owned = self
+            .needs_vars
+            .then(|| Owned::of(&req, self.needs_request_id));
         if !self.request.is_empty() {
-            self.request.apply(req.headers_mut(), &owned.vars());
+            let vars = owned.as_ref().map(Owned::vars);
+            self.request.apply(req.headers_mut(), vars.as_ref());
         }
         let response = Arc::clone(&self.response);
         Box::pin(async move {
             let mut resp = next.run(req).await;
             if !response.is_empty() {
-                response.apply(resp.headers_mut(), &owned.vars());
+                let vars = owned.as_ref().map(Owned::vars);
+                response.apply(resp.headers_mut(), vars.as_ref());
             }
             resp
         })

@@ -3,6 +3,32 @@
 
 use std::fmt::Write as _;
 
+/// Splits `text` into literal runs and `{name}` placeholders, mapping each name with
+/// `placeholder`; a `{` without a closing `}` is literal text. The one scanner for every
+/// template syntax (header values, redirect targets, rewrite rules).
+pub fn scan<P>(
+    text: &str,
+    literal: impl Fn(String) -> P,
+    mut placeholder: impl FnMut(&str) -> Result<P, String>,
+) -> Result<Vec<P>, String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        if open > 0 {
+            parts.push(literal(rest[..open].to_owned()));
+        }
+        parts.push(placeholder(&rest[open + 1..open + close])?);
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(literal(rest.to_owned()));
+    }
+    Ok(parts)
+}
+
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -24,7 +50,7 @@ pub struct Template {
 /// What a template can refer to for one request.
 pub struct Vars<'a> {
     /// The client address, as text.
-    pub client_ip: Option<String>,
+    pub client_ip: Option<&'a str>,
     /// The request host (lowercase, no port).
     pub host: Option<&'a str>,
     /// The request id.
@@ -41,17 +67,8 @@ impl Template {
     /// Parses `text`; unknown placeholders are an error naming them. The loader validated
     /// the config already, so an error here means a programming mistake, not user input.
     pub fn parse(text: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}') else {
-                break;
-            };
-            if open > 0 {
-                parts.push(Part::Literal(rest[..open].to_owned()));
-            }
-            let name = &rest[open + 1..open + close];
-            parts.push(match name {
+        let parts = scan(text, Part::Literal, |name| {
+            Ok(match name {
                 "client_ip" => Part::ClientIp,
                 "host" => Part::Host,
                 "request_id" => Part::RequestId,
@@ -61,12 +78,8 @@ impl Template {
                     Ok(i) if (1..=9).contains(&i) => Part::Capture(i),
                     _ => return Err(format!("unknown placeholder {{{n}}}")),
                 },
-            });
-            rest = &rest[open + close + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Literal(rest.to_owned()));
-        }
+            })
+        })?;
         Ok(Template { parts })
     }
 
@@ -86,7 +99,7 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::ClientIp => out.push_str(vars.client_ip.as_deref().unwrap_or("-")),
+                Part::ClientIp => out.push_str(vars.client_ip.unwrap_or("-")),
                 Part::Host => out.push_str(vars.host.unwrap_or("")),
                 Part::RequestId => out.push_str(vars.request_id),
                 Part::Path => out.push_str(vars.path),
@@ -114,7 +127,7 @@ mod tests {
             Template::parse("https://{host}/new/{1}/{2}{query}#{request_id}-{client_ip}").unwrap();
         let caps = vec!["a".to_owned(), "b/c".to_owned()];
         let vars = Vars {
-            client_ip: Some("10.0.0.1".to_owned()),
+            client_ip: Some("10.0.0.1"),
             host: Some("example.com"),
             request_id: "r1",
             path: "/old/a/b/c",

@@ -189,3 +189,16 @@ pub fn echo() -> harrier::pipeline::Handler {
         }
     })
 }
+
+/// An HTTP/1.1 client and an h2c (prior knowledge) client, named for messages: the pipeline
+/// must answer the same on both.
+pub fn clients() -> [(&'static str, reqwest::Client); 2] {
+    let h1 = reqwest::Client::builder().http1_only().timeout(STEP);
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(STEP);
+    [
+        ("HTTP/1.1", h1.build().expect("client")),
+        ("HTTP/2", h2.build().expect("client")),
+    ]
+}

@@ -34,24 +34,14 @@ const HELP: &str = "use {R:0}..{R:9}, {C:0}..{C:9}, {HTTP_HOST}, {REQUEST_URI}, 
 /// Parses a template; the one parser for the loader (which reports its errors) and the
 /// stage (which then cannot fail). A `{` without a closing `}` is literal text.
 pub fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        if open > 0 {
-            parts.push(TemplatePart::Literal(rest[..open].to_owned()));
-        }
-        let name = &rest[open + 1..open + close];
-        rest = &rest[open + close + 1..];
+    crate::pipeline::template::scan(text, TemplatePart::Literal, |name| {
         let backref = |n: &str| {
             n.parse::<usize>()
                 .ok()
                 .filter(|n| *n <= 9)
                 .ok_or_else(|| format!("{{{name}}}: back-references are 0 to 9"))
         };
-        parts.push(match name {
+        Ok(match name {
             "HTTP_HOST" => TemplatePart::Host,
             "REQUEST_URI" => TemplatePart::RequestUri,
             "URL" => TemplatePart::Url,
@@ -70,10 +60,6 @@ pub fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
                     .map(TemplatePart::Header)
                     .ok_or_else(|| format!("unknown server variable {{{name}}}: {HELP}"))?,
             },
-        });
-    }
-    if !rest.is_empty() {
-        parts.push(TemplatePart::Literal(rest.to_owned()));
-    }
-    Ok(parts)
+        })
+    })
 }
