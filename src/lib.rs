@@ -4,6 +4,7 @@
 //! embedders through [`Server`].
 
 pub mod access_log;
+pub mod apps;
 pub mod body;
 pub mod config;
 pub mod handlers;

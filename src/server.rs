@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::apps::Apps;
 use crate::config::Config;
 use crate::listen::{
     self, AcceptedStream, BoundEndpoint, ConnectionLimiter, EndpointError, Listener,
@@ -58,9 +59,10 @@ impl Server {
     /// Binds every endpoint (and loads its certificates). Must be called inside a tokio
     /// runtime.
     pub async fn bind(self) -> Result<BoundServer, ServerError> {
+        let apps = Apps::new(&self.config.apps);
         let router = match self.handler {
             Some(h) => Router::single(h),
-            None => Router::from_config(&self.config)?,
+            None => Router::from_config(&self.config, &apps)?,
         };
         let mut endpoints = Vec::with_capacity(self.config.endpoints.len());
         for ep in &self.config.endpoints {
@@ -84,6 +86,7 @@ impl Server {
         Ok(BoundServer {
             app: Arc::new(App::new(&self.config, router)),
             config: self.config,
+            apps,
             endpoints,
             quic,
             reload: Arc::new(tokio::sync::Notify::new()),
@@ -95,6 +98,7 @@ impl Server {
 pub struct BoundServer {
     config: Config,
     app: Arc<App>,
+    apps: Apps,
     endpoints: Vec<BoundEndpoint>,
     quic: Vec<QuicListener>,
     reload: Arc<tokio::sync::Notify>,
@@ -141,6 +145,7 @@ impl BoundServer {
         let abort = CancellationToken::new();
         let tracker = TaskTracker::new();
         let limiter = ConnectionLimiter::new(self.config.limits.max_concurrent_connections);
+        let supervisors = self.apps.start();
         let ctx = Arc::new(ConnContext::new(
             &self.config,
             self.app,
@@ -249,6 +254,7 @@ impl BoundServer {
         let closed = futures_util::future::join_all(quic_endpoints.iter().map(|e| e.wait_idle()));
         let _ = tokio::time::timeout(QUIC_CLOSE_WAIT, closed).await;
         reloader.abort();
+        supervisors.shutdown().await;
         for path in unix_paths {
             let _ = std::fs::remove_file(path);
         }

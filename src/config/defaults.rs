@@ -21,6 +21,7 @@ impl Config {
             static_files: StaticConfig::serving(absolute(app_dir)),
             log: LogConfig::default(),
             sites: Vec::new(),
+            apps: Vec::new(),
             source: None,
         }
     }

@@ -12,6 +12,7 @@ mod error;
 mod model;
 mod print;
 mod print_sites;
+mod proxy_model;
 mod reader;
 mod routes;
 mod sections;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Diagnostic, Diagnostics, Origin};
 pub use model::*;
+pub use proxy_model::*;
 pub use site_model::*;
 pub use stage_rewrite::{
     parse_template, rewrite_regex, ConditionTest, RewriteAction, RewriteCondition, RewriteRule,
@@ -154,6 +156,7 @@ fn read(
         static_files,
         log,
         sites,
+        apps: Vec::new(),
         source: source.map(Path::to_path_buf),
     };
     problems.extend(top.finish());

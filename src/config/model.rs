@@ -25,6 +25,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[[sites]]`: virtual hosts; empty = one site for any host serving `[static]`.
     pub sites: Vec<SiteConfig>,
+    /// `[[apps]]`: backend processes harrier supervises.
+    pub apps: Vec<super::proxy_model::AppConfig>,
     /// The settings file that was read, if any (for messages; not part of the printed config).
     pub source: Option<PathBuf>,
 }

@@ -145,6 +145,11 @@ impl Printer {
                     .map(|(n, v)| (n.as_str(), quote(&String::from_utf8_lossy(v.as_bytes()))));
                 self.key("headers", inline(headers));
             }
+            HandlerConfig::Proxy(_) => self.key("type", quote("proxy")),
+            HandlerConfig::App { app, .. } => {
+                self.key("type", quote("app"));
+                self.key("app", quote(app));
+            }
         }
     }
 }

@@ -99,6 +99,15 @@ pub enum HandlerConfig {
         /// The body.
         body: String,
     },
+    /// A reverse proxy to upstream servers.
+    Proxy(Box<super::proxy_model::ProxyConfig>),
+    /// A reverse proxy to the instances of a supervised `[[apps]]` process.
+    App {
+        /// The app's `name`.
+        app: String,
+        /// The proxy options (their `upstreams` are the app's instances).
+        proxy: Box<super::proxy_model::ProxyConfig>,
+    },
 }
 
 /// A middleware stage (`type = "..."`).

@@ -87,7 +87,7 @@ impl Router {
     }
 
     /// The sites of `config`; with no `[[sites]]`, one site serving `[static]` for any host.
-    pub fn from_config(config: &Config) -> Result<Router, BuildError> {
+    pub fn from_config(config: &Config, apps: &crate::apps::Apps) -> Result<Router, BuildError> {
         if config.sites.is_empty() {
             let handler = static_handler(&config.static_files).map_err(|message| BuildError {
                 what: format!("static.root {}", config.static_files.root.display()),
@@ -104,7 +104,7 @@ impl Router {
             single: false,
         };
         for (i, site) in config.sites.iter().enumerate() {
-            router.sites.push(build_site(i, site)?);
+            router.sites.push(build_site(i, site, apps)?);
             for host in &site.hosts {
                 match host {
                     HostPattern::Any => router.any.push(i),
@@ -170,7 +170,7 @@ impl Router {
     }
 }
 
-fn build_site(i: usize, site: &SiteConfig) -> Result<Site, BuildError> {
+fn build_site(i: usize, site: &SiteConfig, _apps: &crate::apps::Apps) -> Result<Site, BuildError> {
     let name = site.name.clone().unwrap_or_else(|| format!("sites[{i}]"));
     let err = |what: String| move |message: String| BuildError { what, message };
     let site_stages = site
@@ -199,6 +199,9 @@ fn build_site(i: usize, site: &SiteConfig) -> Result<Site, BuildError> {
                 headers,
                 body,
             } => crate::handlers::respond::respond(*status, headers, body),
+            HandlerConfig::Proxy(_) | HandlerConfig::App { .. } => {
+                return Err(err(what)("the proxy is not built yet".to_owned()))
+            }
         };
         routes.push((Matcher::new(&route.matcher), Chain::new(stages, handler)));
     }
