@@ -5,13 +5,16 @@
 //! → read the typed [`Config`] from the tree, collecting every problem with its origin and key
 //! path. Precedence is therefore built-in defaults < file < environment < command line.
 
+mod apps;
 mod defaults;
 mod endpoints;
 mod env;
 mod error;
 mod model;
 mod print;
+mod print_proxy;
 mod print_sites;
+mod proxy;
 mod proxy_model;
 mod reader;
 mod routes;
@@ -142,11 +145,13 @@ fn read(
     let endpoints = endpoints::endpoints(&mut top, base_dir, opts.port);
     let static_files = sections::static_files(&mut top, base_dir, &app_dir);
     let log = sections::log(&mut top);
+    let (apps, app_names) = apps::apps(&mut top, base_dir);
     let context = sites::Context {
         base_dir,
         static_files: &static_files,
         endpoints: &endpoints,
         listen: !opts.listen.is_empty(),
+        apps: &app_names,
     };
     let sites = sites::sites(&mut top, &context);
     let config = Config {
@@ -156,7 +161,7 @@ fn read(
         static_files,
         log,
         sites,
-        apps: Vec::new(),
+        apps,
         source: source.map(Path::to_path_buf),
     };
     problems.extend(top.finish());

@@ -22,6 +22,9 @@ impl Config {
         for site in &self.sites {
             out.site(site);
         }
+        for app in &self.apps {
+            out.app(app);
+        }
         out.0
     }
 }

@@ -87,7 +87,7 @@ impl Printer {
                 self.key("type", quote("headers"));
                 for (key, rules) in [("request", &h.request), ("response", &h.response)] {
                     if *rules != HeaderRules::default() {
-                        self.key(key, header_rules(rules));
+                        self.key(key, header_rules(rules, false));
                     }
                 }
             }
@@ -145,17 +145,14 @@ impl Printer {
                     .map(|(n, v)| (n.as_str(), quote(&String::from_utf8_lossy(v.as_bytes()))));
                 self.key("headers", inline(headers));
             }
-            HandlerConfig::Proxy(_) => self.key("type", quote("proxy")),
-            HandlerConfig::App { app, .. } => {
-                self.key("type", quote("app"));
-                self.key("app", quote(app));
-            }
+            HandlerConfig::Proxy(proxy) => self.proxy(proxy),
+            HandlerConfig::App { app, proxy } => self.app_handler(app, proxy),
         }
     }
 }
 
-/// `{ set = {...}, add = {...}, remove = [...] }`, the empty parts left out.
-fn header_rules(rules: &HeaderRules) -> String {
+/// `{ set = {...}, add = {...}, remove = [...] }`, the empty parts left out unless `all`.
+pub(super) fn header_rules(rules: &HeaderRules, all: bool) -> String {
     let mut parts = Vec::new();
     let values = |list: &[(http::HeaderName, String)]| {
         // Repeated names (an `add` array) are printed as one array, in order.
@@ -175,13 +172,13 @@ fn header_rules(rules: &HeaderRules) -> String {
                 }),
         )
     };
-    if !rules.set.is_empty() {
+    if all || !rules.set.is_empty() {
         parts.push(format!("set = {}", values(&rules.set)));
     }
-    if !rules.add.is_empty() {
+    if all || !rules.add.is_empty() {
         parts.push(format!("add = {}", values(&rules.add)));
     }
-    if !rules.remove.is_empty() {
+    if all || !rules.remove.is_empty() {
         let names: Vec<&str> = rules.remove.iter().map(http::HeaderName::as_str).collect();
         parts.push(format!("remove = {}", strings(&names)));
     }
@@ -189,7 +186,7 @@ fn header_rules(rules: &HeaderRules) -> String {
 }
 
 /// An inline table of keys (quoted when needed) and printed values.
-fn inline<'a>(entries: impl Iterator<Item = (&'a str, String)>) -> String {
+pub(super) fn inline<'a>(entries: impl Iterator<Item = (&'a str, String)>) -> String {
     let entries: Vec<String> = entries
         .map(|(key, value)| format!("{} = {value}", bare_or_quoted(key)))
         .collect();

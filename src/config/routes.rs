@@ -15,17 +15,19 @@ use super::stages::{check_placeholders, header_map, header_value, key_problem, s
 /// Handler types.
 const HANDLERS: Kinds = Kinds {
     what: "handler",
-    available: &["static", "redirect", "respond"],
-    later: &["proxy", "app"],
-    later_why: " (the reverse proxy arrives in a later release)",
-    missing: "every handler needs a type: static, redirect or respond",
+    available: &["static", "redirect", "respond", "proxy", "app"],
+    later: &[],
+    later_why: "",
+    missing: "every handler needs a type: static, redirect, respond, proxy or app",
 };
 
-/// One route; `None` when its handler is unusable (the problems are recorded).
+/// One route; `None` when its handler is unusable (the problems are recorded). `apps` are
+/// the names of the `[[apps]]` entries, which `app` handlers refer to.
 pub(crate) fn route(
     t: &mut Section,
     base_dir: &Path,
     site_static: &StaticConfig,
+    apps: &[String],
 ) -> Option<RouteConfig> {
     let path_at = t.take("path");
     let path = path_at
@@ -58,6 +60,8 @@ pub(crate) fn route(
         "static" => static_handler(&mut h, base_dir, site_static),
         "redirect" => redirect(&mut h, pattern.as_deref(), captures),
         "respond" => respond(&mut h),
+        "proxy" => super::proxy::proxy(&mut h, base_dir),
+        "app" => super::proxy::app(&mut h, apps),
         other => unreachable!("handler {other} is listed but not read"),
     });
     h.close_into(t);

@@ -22,6 +22,8 @@ pub(crate) struct Context<'a> {
     pub endpoints: &'a [EndpointConfig],
     /// Whether `--listen` replaced the configured endpoints (and their names).
     pub listen: bool,
+    /// The names of the `[[apps]]` entries, which `app` handlers refer to.
+    pub apps: &'a [String],
 }
 
 /// Why `[sites.static]` has no `cache`.
@@ -75,7 +77,7 @@ fn site(t: &mut Section, cx: &Context) -> Read {
     let static_files = site_static(t, base);
     let middleware = stages(t, "[[sites.use]]");
     let routes = t.tables("routes", "[[sites.routes]]", |r| {
-        routes::route(r, cx.base_dir, &static_files)
+        routes::route(r, cx.base_dir, &static_files, cx.apps)
     });
     Read {
         path: t.path().to_owned(),

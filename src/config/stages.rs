@@ -123,8 +123,9 @@ const RULES: &str =
 /// How a header map is described in messages.
 const HEADER_MAP: &str = "a table of header names and values, like { \"x-a\" = \"1\" }";
 
-/// `request` or `response` of a headers stage: `set`, `add` and `remove`.
-fn rules(t: &mut Section, key: &'static str) -> HeaderRules {
+/// `request` or `response` of a headers stage (or a proxy's `request_headers` and
+/// `response_headers`): `set`, `add` and `remove`.
+pub(crate) fn rules(t: &mut Section, key: &'static str) -> HeaderRules {
     let Some(mut r) = t.take(key).and_then(|f| t.table(f, RULES)) else {
         return HeaderRules::default();
     };
