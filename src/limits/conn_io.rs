@@ -86,6 +86,9 @@ impl<T> ConnIo<T> {
 
     /// Runs the head scanner over newly read bytes; returns how many may be passed on.
     fn inspect(&mut self, new: &[u8]) -> usize {
+        if self.shared.is_upgraded() {
+            return new.len();
+        }
         if self.shared.in_flight() == 0 && self.write.blocked_since.is_none() {
             // A new request begins: response-rate accounting starts afresh.
             self.write.bytes = 0;
@@ -174,6 +177,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
 
     /// Called when a read would block: arms the head or idle timer.
     fn poll_read_timers(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.shared.is_upgraded() {
+            // The tunnel has its own lifetime; HTTP's idle and head timers no longer apply.
+            return Poll::Pending;
+        }
         if self.shared.in_flight() > 0 {
             // Wake up when the last request finishes, so the idle timer gets armed.
             self.shared.read_waker.register(cx.waker());
@@ -220,6 +227,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
                 let Some(rate) = self.limits.min_response_data_rate else {
                     return Poll::Pending;
                 };
+                if self.shared.is_upgraded() {
+                    return Poll::Pending;
+                }
                 let now = Instant::now();
                 let since = *self.write.blocked_since.get_or_insert(now);
                 let blocked = self.write.blocked_total + (now - since);

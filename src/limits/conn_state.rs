@@ -3,7 +3,7 @@
 //! The I/O wrapper enforces idle and head timeouts, and it needs to know whether a request is
 //! being processed; the service knows that. Atomics keep the request path free of locks.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,9 @@ pub struct ConnShared {
     pub(crate) read_waker: AtomicWaker,
     /// Asks the connection driver for a graceful close (keep-alive timeout, GOAWAY on HTTP/2).
     pub(crate) close: Notify,
+    /// The connection was handed to an upgraded protocol (WebSocket): its bytes are no
+    /// longer HTTP, so head checks, idle and rate timers stop.
+    upgraded: AtomicBool,
 }
 
 impl ConnShared {
@@ -32,6 +35,7 @@ impl ConnShared {
             epoch: Instant::now(),
             read_waker: AtomicWaker::new(),
             close: Notify::new(),
+            upgraded: AtomicBool::new(false),
         })
     }
 
@@ -43,6 +47,16 @@ impl ConnShared {
     /// When the connection last had no request in flight.
     pub fn idle_since(&self) -> Instant {
         self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
+    }
+
+    /// Marks the connection as upgraded (a 101 response is on its way out).
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+
+    /// Whether the connection carries an upgraded protocol now.
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
     }
 
     /// Marks a request as started; the guard marks it finished when dropped.
@@ -63,6 +77,13 @@ impl ConnShared {
 /// Counts one request as in flight until its response has been sent (or abandoned).
 #[derive(Debug)]
 pub struct RequestGuard(Arc<ConnShared>);
+
+impl RequestGuard {
+    /// The connection the request arrived on.
+    pub fn conn(&self) -> &ConnShared {
+        &self.0
+    }
+}
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {

@@ -145,6 +145,9 @@ where
                     resp
                 }
             };
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                guard.conn().mark_upgraded();
+            }
             endpoint_rules::decorate(&conn, host.as_deref(), resp.headers_mut());
             if app.add_server_header {
                 resp.headers_mut()

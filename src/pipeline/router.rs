@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, StatusCode};
 
@@ -14,8 +15,11 @@ use super::template::Template;
 use super::{error_response, handler_fn, ConnInfo, Handler, HandlerFuture};
 use crate::body::Body;
 use crate::config::{
-    Config, HandlerConfig, HostPattern, SiteConfig, StageConfig, StaticConfig, UnknownHost,
+    Config, HandlerConfig, HeadersStage, HostPattern, SiteConfig, StageConfig, StaticConfig,
+    UnknownHost,
 };
+use crate::handlers::proxy::upgrade::UpgradeLimit;
+use crate::handlers::proxy::Proxy;
 use crate::handlers::static_files::StaticFiles;
 
 /// Why the pipeline could not be built from the config.
@@ -103,8 +107,13 @@ impl Router {
             unknown: config.server.unknown_host,
             single: false,
         };
+        let ctx = BuildContext {
+            apps,
+            app_configs: &config.apps,
+            upgrades: UpgradeLimit::new(config.limits.max_concurrent_upgraded_connections),
+        };
         for (i, site) in config.sites.iter().enumerate() {
-            router.sites.push(build_site(i, site, apps)?);
+            router.sites.push(build_site(i, site, &ctx)?);
             for host in &site.hosts {
                 match host {
                     HostPattern::Any => router.any.push(i),
@@ -170,7 +179,15 @@ impl Router {
     }
 }
 
-fn build_site(i: usize, site: &SiteConfig, _apps: &crate::apps::Apps) -> Result<Site, BuildError> {
+/// What building handlers needs beyond the site itself.
+struct BuildContext<'a> {
+    apps: &'a crate::apps::Apps,
+    app_configs: &'a [crate::config::AppConfig],
+    /// One count of upgraded connections for the whole server.
+    upgrades: Arc<UpgradeLimit>,
+}
+
+fn build_site(i: usize, site: &SiteConfig, ctx: &BuildContext<'_>) -> Result<Site, BuildError> {
     let name = site.name.clone().unwrap_or_else(|| format!("sites[{i}]"));
     let err = |what: String| move |message: String| BuildError { what, message };
     let site_stages = site
@@ -199,8 +216,23 @@ fn build_site(i: usize, site: &SiteConfig, _apps: &crate::apps::Apps) -> Result<
                 headers,
                 body,
             } => crate::handlers::respond::respond(*status, headers, body),
-            HandlerConfig::Proxy(_) | HandlerConfig::App { .. } => {
-                return Err(err(what)("the proxy is not built yet".to_owned()))
+            HandlerConfig::Proxy(cfg) => {
+                let proxy = Proxy::fixed(cfg, Arc::clone(&ctx.upgrades))
+                    .map_err(|e| err(what.clone())(e.to_string()))?;
+                proxy_handler(proxy, cfg, &mut stages).map_err(err(what.clone()))?
+            }
+            HandlerConfig::App { app, proxy: cfg } => {
+                let set = ctx.apps.upstreams(app).ok_or_else(|| {
+                    err(what.clone())(format!("no [[apps]] entry is called {app:?}"))
+                })?;
+                let wait = ctx
+                    .app_configs
+                    .iter()
+                    .find(|a| a.name == *app)
+                    .map_or(Duration::from_secs(30), |a| a.start_timeout);
+                let proxy = Proxy::app(cfg, set, Arc::clone(&ctx.upgrades), wait, app)
+                    .map_err(|e| err(what.clone())(e.to_string()))?;
+                proxy_handler(proxy, cfg, &mut stages).map_err(err(what.clone()))?
             }
         };
         routes.push((Matcher::new(&route.matcher), Chain::new(stages, handler)));
@@ -214,6 +246,23 @@ fn build_site(i: usize, site: &SiteConfig, _apps: &crate::apps::Apps) -> Result<
         endpoints: site.endpoints.clone(),
         chain: Chain::new(site_stages, dispatch),
     })
+}
+
+/// The handler of a proxy; its `request_headers` / `response_headers` become a `headers`
+/// stage right in front of it, so they reuse that stage's rules and placeholders.
+fn proxy_handler(
+    proxy: Arc<Proxy>,
+    cfg: &crate::config::ProxyConfig,
+    stages: &mut Vec<Arc<dyn Middleware>>,
+) -> Result<Handler, String> {
+    let rules = HeadersStage {
+        request: cfg.request_headers.clone(),
+        response: cfg.response_headers.clone(),
+    };
+    if rules != HeadersStage::default() {
+        stages.push(Arc::new(crate::middleware::headers::Headers::new(&rules)?));
+    }
+    Ok(Arc::new(move |req| Box::pin(Arc::clone(&proxy).serve(req))))
 }
 
 /// Builds one stage; `root` is the site's static root (rewrite's `{REQUEST_FILENAME}`).

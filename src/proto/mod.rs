@@ -112,7 +112,12 @@ pub async fn serve_connection<S>(
         let conn = ctx.builders.h2.serve_connection(io, service);
         Box::pin(drive(conn, &shared, &ctx)).await;
     } else {
-        let conn = ctx.builders.h1.serve_connection(io, service);
+        // Upgrades (WebSocket through the proxy) need the connection handed over after a 101.
+        let conn = ctx
+            .builders
+            .h1
+            .serve_connection(io, service)
+            .with_upgrades();
         Box::pin(drive(conn, &shared, &ctx)).await;
     }
 }
@@ -122,12 +127,12 @@ trait Drain: Future {
     fn drain(self: Pin<&mut Self>);
 }
 
-impl<I, S> Drain for hyper::server::conn::http1::Connection<I, S>
+impl<I, S> Drain for hyper::server::conn::http1::UpgradeableConnection<I, S>
 where
     S: hyper::service::HttpService<hyper::body::Incoming>,
     S::ResBody: 'static,
     <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     fn drain(self: Pin<&mut Self>) {
         self.graceful_shutdown();

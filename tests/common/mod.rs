@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests: start a real server on 127.0.0.1:0, talk raw TCP.
 #![allow(dead_code)]
 pub mod pki;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

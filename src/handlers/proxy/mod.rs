@@ -1,4 +1,457 @@
 //! The `proxy` and `app` handlers: forward requests to upstream servers and stream their
 //! responses back.
+//!
+//! The proxy does not know the client's protocol: HTTP/1.1, HTTP/2 and HTTP/3 requests all
+//! arrive as `Request<Body>`. Each upstream gets its own pooled hyper-util client (its own
+//! connector and keep-alive pool); the upstream of a request is chosen by the handler's
+//! policy among those that are up; connection failures of requests that are safe to repeat
+//! are retried on another upstream.
 
+mod balance;
+pub mod connect;
+mod forward;
+mod health;
+mod streamed;
+pub mod upgrade;
 pub mod upstream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::{self, Body};
+use crate::config::{ProxyConfig, UpstreamScheme, UpstreamTarget};
+use crate::limits::BodyLimitError;
+use balance::Balancer;
+use connect::{ConnectError, Connector, TlsClient, TlsSetupError};
+use forward::Origin;
+use upgrade::UpgradeLimit;
+use upstream::{SetStatus, Upstream, UpstreamSet};
+
+type UpstreamClient = Client<Connector, Body>;
+
+/// A proxy handler: its options, its upstreams and a client per upstream.
+pub struct Proxy {
+    cfg: ProxyConfig,
+    set: Arc<UpstreamSet>,
+    balancer: Balancer,
+    tls: Option<TlsClient>,
+    clients: Mutex<HashMap<usize, (Weak<Upstream>, UpstreamClient)>>,
+    upgrades: Arc<UpgradeLimit>,
+    /// How long a request waits for an app with no ready instance.
+    wait: Duration,
+    /// What the 503 page calls the upstreams ("app dashboard", "upstreams").
+    name: String,
+}
+
+impl Proxy {
+    /// A proxy over the fixed `upstreams` of `cfg`.
+    pub fn fixed(
+        cfg: &ProxyConfig,
+        upgrades: Arc<UpgradeLimit>,
+    ) -> Result<Arc<Self>, TlsSetupError> {
+        let list = cfg
+            .upstreams
+            .iter()
+            .map(|u| Upstream::new(u.target.clone(), u.weight, label(&u.target)))
+            .collect();
+        let set = UpstreamSet::fixed(list);
+        Self::new(cfg, set, upgrades, Duration::ZERO, "upstreams".to_owned())
+    }
+
+    /// A proxy over an app's instances; requests wait up to `wait` for one to be ready.
+    pub fn app(
+        cfg: &ProxyConfig,
+        set: Arc<UpstreamSet>,
+        upgrades: Arc<UpgradeLimit>,
+        wait: Duration,
+        app: &str,
+    ) -> Result<Arc<Self>, TlsSetupError> {
+        Self::new(cfg, set, upgrades, wait, format!("app {app}"))
+    }
+
+    fn new(
+        cfg: &ProxyConfig,
+        set: Arc<UpstreamSet>,
+        upgrades: Arc<UpgradeLimit>,
+        wait: Duration,
+        name: String,
+    ) -> Result<Arc<Self>, TlsSetupError> {
+        let https = cfg.upstreams.iter().any(|u| {
+            matches!(
+                u.target,
+                UpstreamTarget::Tcp {
+                    scheme: UpstreamScheme::Https,
+                    ..
+                }
+            )
+        });
+        let tls = if https {
+            Some(TlsClient::new(&cfg.tls)?)
+        } else {
+            None
+        };
+        let proxy = Arc::new(Proxy {
+            cfg: cfg.clone(),
+            set,
+            balancer: Balancer::new(&cfg.policy),
+            tls,
+            clients: Mutex::new(HashMap::new()),
+            upgrades,
+            wait,
+            name,
+        });
+        if let Some(check) = &cfg.health_check {
+            health::spawn(Arc::downgrade(&proxy), check.clone());
+        }
+        Ok(proxy)
+    }
+
+    /// The pooled client of `upstream`, made on first use.
+    fn client(&self, upstream: &Arc<Upstream>) -> UpstreamClient {
+        let key = Arc::as_ptr(upstream) as usize;
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((weak, client)) = clients.get(&key) {
+            if weak.upgrade().is_some_and(|u| Arc::ptr_eq(&u, upstream)) {
+                return client.clone();
+            }
+        }
+        clients.retain(|_, (weak, _)| weak.strong_count() > 0);
+        let h2c = matches!(
+            upstream.target,
+            UpstreamTarget::Tcp {
+                scheme: UpstreamScheme::H2c,
+                ..
+            }
+        );
+        let connector = Connector::new(
+            upstream.target.clone(),
+            self.tls.clone(),
+            self.cfg.connect_timeout,
+        );
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(self.cfg.max_idle_per_upstream)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(h2c)
+            .build(connector);
+        clients.insert(key, (Arc::downgrade(upstream), client.clone()));
+        client
+    }
+
+    /// Forwards `req` and answers with the upstream's response or an error page.
+    pub async fn serve(self: Arc<Self>, mut req: Request<Body>) -> Response<Body> {
+        let list = {
+            let list = self.set.current();
+            if list.is_empty() {
+                self.set.demand();
+                match self.set.wait_for_upstreams(self.wait).await {
+                    Ok(list) => list,
+                    Err(SetStatus::Stopped(why)) => {
+                        return error(StatusCode::SERVICE_UNAVAILABLE, &why);
+                    }
+                    Err(_) => {
+                        let why = format!("{} is starting; try again shortly", self.name);
+                        let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, &why);
+                        resp.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                        return resp;
+                    }
+                }
+            } else {
+                list
+            }
+        };
+        let origin = Origin::of(&req, &self.cfg.forwarded);
+        let client_ip = origin.client;
+        let upgrade = forward::upgrade_protocol(&req);
+        let on_upgrade = upgrade
+            .as_ref()
+            .and_then(|_| req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
+        let permit = match (&upgrade, &on_upgrade) {
+            (Some(_), Some(_)) => match self.upgrades.acquire() {
+                Some(permit) => Some(permit),
+                None => {
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many upgraded (WebSocket) connections are open",
+                    )
+                }
+            },
+            _ => None,
+        };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let path = forward::rewrite_path(
+            path,
+            self.cfg.strip_prefix.as_deref(),
+            self.cfg.add_prefix.as_deref(),
+        );
+        let (parts, body) = req.into_parts();
+        let mut headers = parts.headers;
+        forward::strip_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        forward::forwarding_headers(&mut headers, &origin, &self.cfg.forwarded);
+        if let Some(protocol) = &upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, protocol.clone());
+        }
+        let retryable = is_idempotent(&parts.method) && body.is_end_stream();
+        let mut body = Some(body);
+        let started = Instant::now();
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last_error: Option<Response<Body>> = None;
+        loop {
+            let Some(pick) = self
+                .balancer
+                .pick(&list, &parts.uri, &headers, client_ip, &tried)
+            else {
+                return last_error.unwrap_or_else(|| self.all_down(list.len()));
+            };
+            tried.push(pick.index);
+            let upstream = Arc::clone(&list[pick.index]);
+            let authority = authority(&upstream.target);
+            let host = forward::host_value(&self.cfg.host, &origin, &authority);
+            let h2 = matches!(
+                upstream.target,
+                UpstreamTarget::Tcp {
+                    scheme: UpstreamScheme::H2c,
+                    ..
+                }
+            );
+            let scheme = match upstream.target {
+                UpstreamTarget::Tcp {
+                    scheme: UpstreamScheme::Https,
+                    ..
+                } => "https",
+                _ => "http",
+            };
+            let uri_authority = match (&host, h2) {
+                // HTTP/2 carries the host in :authority, taken from the URI.
+                (Some(host), true) => host.to_str().unwrap_or(&authority).to_owned(),
+                _ => authority.clone(),
+            };
+            let Ok(uri) = Uri::try_from(format!("{scheme}://{uri_authority}{path}")) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "the request target cannot be forwarded",
+                );
+            };
+            let mut out = Request::new(match body.take() {
+                Some(b) => b,
+                None => body::empty(),
+            });
+            *out.method_mut() = parts.method.clone();
+            *out.uri_mut() = uri;
+            *out.version_mut() = if h2 {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            };
+            *out.headers_mut() = headers.clone();
+            if let (Some(host), false) = (host, h2) {
+                out.headers_mut().insert(header::HOST, host);
+            }
+            let guard = upstream.start_request();
+            let client = self.client(&upstream);
+            let sent = tokio::time::timeout(self.cfg.response_header_timeout, client.request(out));
+            let failure = match sent.await {
+                Ok(Ok(mut resp)) => {
+                    self.passive_result(&upstream, Some(resp.status()));
+                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        if let (Some(client_side), Some(permit)) = (on_upgrade, permit) {
+                            let upstream_side = hyper::upgrade::on(&mut resp);
+                            upgrade::tunnel(
+                                client_side,
+                                upstream_side,
+                                permit,
+                                upstream.label.clone(),
+                            );
+                        }
+                    }
+                    return self.response(resp, guard, pick.set_cookie);
+                }
+                Ok(Err(e)) => {
+                    self.passive_result(&upstream, None);
+                    let status = client_error_status(&e);
+                    tracing::warn!(upstream = %upstream.label, "proxy: {}", error_chain(&e));
+                    let can_retry = e.is_connect() && retryable;
+                    (status, can_retry, error_chain(&e))
+                }
+                Err(_) => {
+                    self.passive_result(&upstream, None);
+                    let why = format!(
+                        "no response head within {:?}",
+                        self.cfg.response_header_timeout
+                    );
+                    tracing::warn!(upstream = %upstream.label, "proxy: {why}");
+                    (StatusCode::GATEWAY_TIMEOUT, false, why)
+                }
+            };
+            let (status, can_retry, why) = failure;
+            let message = match status {
+                StatusCode::GATEWAY_TIMEOUT => format!("the upstream timed out ({why})"),
+                StatusCode::BAD_GATEWAY => format!("the upstream could not be reached ({why})"),
+                _ => why,
+            };
+            last_error = Some(error(status, &message));
+            let attempts = tried.len() as u32;
+            if !can_retry
+                || attempts > self.cfg.retries
+                || started.elapsed() >= self.cfg.retry_timeout
+            {
+                return last_error.unwrap_or_else(|| self.all_down(list.len()));
+            }
+        }
+    }
+
+    /// The upstream's response, on its way back: hop-by-hop headers removed, the body
+    /// streamed with the idle timeout.
+    fn response(
+        &self,
+        resp: Response<hyper::body::Incoming>,
+        guard: upstream::InFlight,
+        set_cookie: Option<HeaderValue>,
+    ) -> Response<Body> {
+        let (mut parts, incoming) = resp.into_parts();
+        let upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        let upgrade = parts.headers.get(header::UPGRADE).cloned();
+        forward::strip_hop_by_hop(&mut parts.headers);
+        if let (true, Some(protocol)) = (upgraded, upgrade) {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, protocol);
+        }
+        if let Some(cookie) = set_cookie {
+            parts.headers.append(header::SET_COOKIE, cookie);
+        }
+        if self.cfg.forwarded.via {
+            parts
+                .headers
+                .append(header::VIA, HeaderValue::from_static("1.1 harrier"));
+        }
+        let body = streamed::UpstreamBody::new(incoming, self.cfg.body_idle_timeout, guard);
+        Response::from_parts(parts, body.boxed_unsync())
+    }
+
+    /// Passive health: a connection error or timeout (`None`) or an unhealthy status is a
+    /// failure; anything else a success.
+    fn passive_result(&self, upstream: &Upstream, status: Option<StatusCode>) {
+        let Some(passive) = &self.cfg.passive_health else {
+            return;
+        };
+        let failed = status.is_none_or(|s| passive.unhealthy_statuses.contains(&s));
+        if !failed {
+            upstream.record_success();
+        } else if upstream.record_failure(passive.max_failures, passive.fail_duration) {
+            tracing::warn!(
+                upstream = %upstream.label,
+                "upstream marked down for {:?} after {} failure(s)",
+                passive.fail_duration,
+                passive.max_failures
+            );
+        }
+    }
+
+    fn all_down(&self, count: usize) -> Response<Body> {
+        let why = match count {
+            0 => format!("{} has no upstream", self.name),
+            1 => format!("the one upstream of this route ({}) is down", self.name),
+            n => format!("all {n} upstreams of this route ({}) are down", self.name),
+        };
+        error(StatusCode::SERVICE_UNAVAILABLE, &why)
+    }
+
+    /// The upstreams right now (for health checks).
+    fn upstreams(&self) -> Arc<[Arc<Upstream>]> {
+        self.set.current()
+    }
+}
+
+/// An upstream's label in logs: its URL.
+pub fn label(target: &UpstreamTarget) -> String {
+    match target {
+        UpstreamTarget::Tcp { scheme, .. } => {
+            let scheme = match scheme {
+                UpstreamScheme::Http => "http",
+                UpstreamScheme::Https => "https",
+                UpstreamScheme::H2c => "h2c",
+            };
+            format!("{scheme}://{}", authority(target))
+        }
+        UpstreamTarget::Unix(path) => format!("unix:{}", path.display()),
+    }
+}
+
+/// `host:port` of a TCP upstream (IPv6 in brackets); `localhost` for unix sockets.
+fn authority(target: &UpstreamTarget) -> String {
+    match target {
+        UpstreamTarget::Tcp { host, port, .. } if host.contains(':') => format!("[{host}]:{port}"),
+        UpstreamTarget::Tcp { host, port, .. } => format!("{host}:{port}"),
+        UpstreamTarget::Unix(_) => "localhost".to_owned(),
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// 504 for a connect timeout, the body's own status when the client's request body broke a
+/// limit, 502 otherwise.
+fn client_error_status(e: &hyper_util::client::legacy::Error) -> StatusCode {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(ConnectError::Timeout(_)) = err.downcast_ref::<ConnectError>() {
+            return StatusCode::GATEWAY_TIMEOUT;
+        }
+        if let Some(limit) = err.downcast_ref::<BodyLimitError>() {
+            return match limit {
+                BodyLimitError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyLimitError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
+            };
+        }
+        source = err.source();
+    }
+    StatusCode::BAD_GATEWAY
+}
+
+/// `outer: inner: innermost`, for logs and error pages.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(err) = source {
+        let next = err.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = err.source();
+    }
+    text
+}
+
+/// A plain-text error page that says what went wrong.
+fn error(status: StatusCode, why: &str) -> Response<Body> {
+    let text = format!(
+        "{} {}\n{why}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let mut resp = Response::new(body::full(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
