@@ -400,8 +400,8 @@ fn policy_and_secret(h: &mut Section) -> Option<LbPolicy> {
     if let Some(f) = h.take("cookie_secret") {
         let secret = f.string().and_then(|secret| match secret.chars().count() {
             n if n < MIN_SECRET => Err(format!(
-                "must be at least {MIN_SECRET} characters long, found {n} (a random string: \
-                 whoever knows it can pick their upstream)"
+                "must be at least {MIN_SECRET} characters long, found {n}: use a long random \
+                 string (whoever knows it can forge the cookie and pick an upstream)"
             )),
             _ => Ok(secret),
         });
@@ -500,7 +500,7 @@ fn prefix(f: &Field) -> Result<Option<String>, String> {
         if text.ends_with('/') {
             let trimmed = text.trim_end_matches('/');
             return Err(format!(
-                "write the prefix without the final \"/\": {trimmed:?}, found {text:?}"
+                "{text:?}: write the prefix without the final \"/\": {trimmed:?}"
             ));
         }
         if text.contains(['?', '#']) {
