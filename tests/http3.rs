@@ -605,3 +605,35 @@ async fn graceful_shutdown_completes_in_flight_requests() {
         .expect("the connection was not closed")
         .expect("driver task");
 }
+
+#[tokio::test]
+async fn http3_requests_go_through_the_proxy_unchanged() {
+    use common::upstream::{self, Kind};
+    let up = upstream::start("a", Kind::Http1).await;
+    let toml = format!(
+        r#"
+[[sites]]
+hosts = ["*"]
+[[sites.routes]]
+path = "/*"
+handler = {{ type = "proxy", upstreams = ["{}"] }}
+"#,
+        up.url()
+    );
+    let server = start_server(&toml, &[], None, true).await;
+    let (mut sender, _quic, _driver) = h3_connect(&server).await;
+    let answer = get(&mut sender, "/echo?h3=1").await;
+    assert_eq!(answer.head.status(), StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+    assert_eq!(json["uri"], "/echo?h3=1");
+    assert_eq!(json["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(json["headers"]["x-forwarded-host"], "localhost");
+    assert_eq!(json["headers"]["host"], "localhost");
+    let body = Bytes::from(noise(2 << 20, 5));
+    let req = Request::post(url("/echo")).body(()).expect("request");
+    let answer = send(&mut sender, req, body).await;
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+    assert_eq!(json["body_len"], 2 << 20);
+    let answer = get(&mut sender, "/big?mib=4").await;
+    assert_eq!(answer.body.len(), 4 << 20);
+}

@@ -1,0 +1,270 @@
+//! A real WSGI application no one here wrote (httpbin under gunicorn, from PyPI) behind the
+//! proxy and as a supervised `[[apps]]` process: responses compared byte for byte with the
+//! app's own, an app killed under load and restarted, no processes left after shutdown.
+//!
+//! `.ci/run` installs gunicorn and httpbin into a virtualenv and names gunicorn in
+//! `HARRIER_TEST_GUNICORN`; elsewhere the tests look for that virtualenv
+//! (`~/.cache/harrier-py`) and skip with a message when it is missing.
+#![cfg(unix)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// The gunicorn to use; `None` (skip) only when nobody asked for it.
+fn gunicorn() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("HARRIER_TEST_GUNICORN") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.exists(),
+            "HARRIER_TEST_GUNICORN={} does not exist",
+            path.display()
+        );
+        return Some(path);
+    }
+    let home = std::env::var_os("HOME")?;
+    let path = PathBuf::from(home).join(".cache/harrier-py/bin/gunicorn");
+    if path.exists() {
+        return Some(path);
+    }
+    eprintln!("skipping: gunicorn + httpbin not installed (see .ci/run)");
+    None
+}
+
+/// Polls `addr` until it accepts a connection (bounded by `STEP`).
+async fn wait_listening(addr: std::net::SocketAddr) {
+    tokio::time::timeout(STEP, async {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("gunicorn did not start listening");
+}
+
+/// Headers that legitimately differ between a direct and a proxied response.
+const VARYING: [&str; 5] = [
+    "date",
+    "server",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+];
+
+fn comparable(resp: &reqwest::Response) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| !VARYING.contains(&k.as_str()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    headers.sort();
+    headers
+}
+
+#[tokio::test]
+async fn httpbin_behind_the_proxy_answers_byte_for_byte_as_it_does_directly() {
+    let Some(gunicorn) = gunicorn() else { return };
+    let port = upstream::closed_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut app = tokio::process::Command::new(&gunicorn)
+        .args(["-b", &addr.to_string(), "-w", "2", "httpbin:app"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start gunicorn");
+    wait_listening(addr).await;
+    let toml = format!(
+        r#"
+[server]
+add_server_header = false
+[[sites]]
+hosts = ["*"]
+[[sites.routes]]
+path = "/*"
+handler = {{ type = "proxy", upstreams = ["http://{addr}"] }}
+"#
+    );
+    let server = start(&toml, &[]).await;
+    let direct = reqwest::Client::builder()
+        .http1_only()
+        .timeout(STEP)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let through = [
+        ("HTTP/1.1", direct.clone()),
+        (
+            "HTTP/2",
+            reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .timeout(STEP)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        ),
+    ];
+    let paths = [
+        "/status/418",
+        "/bytes/5000?seed=7",
+        "/stream-bytes/20000?seed=3&chunk_size=1000",
+        "/response-headers?x-a=1&x-b=2",
+        "/html",
+        "/xml",
+        "/robots.txt",
+        "/base64/aGFycmllcg==",
+        "/deny",
+        "/encoding/utf8",
+        "/image/png",
+        "/redirect-to?url=/html&status_code=302",
+        "/cookies/set?a=1",
+    ];
+    for path in paths {
+        let want = direct
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        let (want_status, want_headers) = (want.status(), comparable(&want));
+        let want_body = want.bytes().await.unwrap();
+        for (name, client) in &through {
+            let got = client.get(server.url(path)).send().await.unwrap();
+            assert_eq!(got.status(), want_status, "{name} {path}");
+            assert_eq!(comparable(&got), want_headers, "{name} {path}");
+            assert_eq!(got.bytes().await.unwrap(), want_body, "{name} {path}");
+        }
+    }
+    // Conditional and range requests pass through too.
+    let got = direct
+        .get(server.url("/etag/abc"))
+        .header("if-none-match", "\"abc\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 304);
+    let got = direct
+        .get(server.url("/range/1000"))
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 206);
+    assert_eq!(got.bytes().await.unwrap().len(), 10);
+    // A body goes up whole, and the app sees the client through X-Forwarded-For.
+    let data = "x".repeat(1 << 20);
+    let got = direct
+        .post(server.url("/anything?k=v"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&got.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["data"].as_str().map(str::len), Some(data.len()));
+    assert_eq!(json["args"]["k"], "v");
+    assert_eq!(
+        json["origin"], "127.0.0.1",
+        "httpbin reads X-Forwarded-For as the origin"
+    );
+    let _ = app.kill().await;
+}
+
+/// Processes whose command line contains `marker`.
+fn pids_with(marker: &str) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn httpbin_as_a_supervised_app_survives_being_killed_under_load() {
+    let Some(gunicorn) = gunicorn() else { return };
+    let marker = format!("harrier-test-{}", std::process::id());
+    let toml = format!(
+        r#"
+[[sites]]
+hosts = ["*"]
+[[sites.routes]]
+path = "/*"
+handler = {{ type = "app", app = "httpbin", passive_health = "off" }}
+
+[[apps]]
+name = "httpbin"
+command = ["sh", "-c", "exec {gunicorn} -b 127.0.0.1:$PORT -w 1 --name {marker} httpbin:app"]
+ready = "/get"
+start_timeout = "20s"
+restart_delay = "100ms"
+stop_timeout = "5s"
+"#,
+        gunicorn = gunicorn.display()
+    );
+    let mut server = start(&toml, &[]).await;
+    let client = reqwest::Client::builder().timeout(STEP).build().unwrap();
+    let ok = |client: reqwest::Client, url: String| async move {
+        matches!(client.get(url).send().await, Ok(r) if r.status() == 200)
+    };
+    // Requests wait for the app to become ready rather than failing.
+    assert!(ok(client.clone(), server.url("/get")).await);
+
+    // Kill the app's processes while a request loop runs; it comes back.
+    let load = {
+        let (client, url) = (client.clone(), server.url("/get"));
+        tokio::spawn(async move {
+            let mut good = 0;
+            for _ in 0..200 {
+                if ok(client.clone(), url.clone()).await {
+                    good += 1;
+                }
+            }
+            good
+        })
+    };
+    let before = pids_with(&marker);
+    assert!(!before.is_empty(), "gunicorn runs with the marker");
+    for pid in &before {
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let now = pids_with(&marker);
+            if !now.is_empty()
+                && now.iter().all(|p| !before.contains(p))
+                && ok(client.clone(), server.url("/get")).await
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the app was restarted and answers again");
+    let good = load.await.unwrap();
+    assert!(good > 0, "the request loop got answers");
+
+    // Shutdown stops the whole process group: nothing with the marker is left.
+    tokio::time::timeout(STEP, server.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(STEP, async {
+        while !pids_with(&marker).is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("no app process outlives harrier");
+}
