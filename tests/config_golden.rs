@@ -21,7 +21,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use harrier::config::{self, Config, LoadOptions};
+use harrier::config::{self, Config, HandlerConfig, LoadOptions};
 
 const GOLDEN: &str = "tests/golden/config";
 
@@ -241,6 +241,24 @@ fn documented_sites_example_loads() {
     assert_eq!(main.routes.len(), 3);
     assert_eq!(main.static_files.root, dir.path().join("wwwroot"));
     assert_eq!(other.routes.len(), 1);
+}
+
+/// The commented proxy and `[[apps]]` example of `config/harrier.toml` (from "# For
+/// example, a site whose /api/" to the end of the comment block) loads once uncommented.
+#[test]
+fn documented_proxy_example_loads() {
+    let example = documented_example("# For example, a site whose /api/", "# [[sites]]");
+    let loaded = config::load_str(
+        &example,
+        Path::new("config/harrier.toml"),
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    let routes = &loaded.sites[0].routes;
+    assert!(matches!(&routes[0].handler, HandlerConfig::Proxy(p) if p.upstreams.len() == 2));
+    assert!(matches!(&routes[1].handler, HandlerConfig::App { app, .. } if app == "python-app"));
+    assert_eq!(loaded.apps.len(), 1);
+    assert_eq!(loaded.apps[0].instances, 2);
 }
 
 #[test]
