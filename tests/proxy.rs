@@ -627,3 +627,64 @@ async fn raw_http1_pipelined_keep_alive_through_the_proxy() {
     );
     let _ = Arc::clone(&up);
 }
+
+#[tokio::test]
+async fn websockets_over_http2_extended_connect_reach_an_http1_upstream() {
+    use futures_util::{SinkExt, StreamExt};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_tungstenite::tungstenite::{protocol::Role, Message};
+    let up = upstream::start("a", Kind::Http1).await;
+    let toml = proxy_site(&format!(
+        r#"{{ type = "proxy", upstreams = ["{}"] }}"#,
+        up.url()
+    ));
+    let server = start(&toml, &[]).await;
+    let tcp = connect(server.addr).await;
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    // One ordinary request first, so the server's SETTINGS (ENABLE_CONNECT_PROTOCOL) are in.
+    let get = http::Request::get(server.url("/status/204"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = tokio::time::timeout(STEP, send.send_request(get))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let mut connect_req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(server.url("/ws"))
+        .header("sec-websocket-version", "13")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    connect_req
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut resp = tokio::time::timeout(STEP, send.send_request(connect_req))
+        .await
+        .unwrap()
+        .expect("extended CONNECT");
+    assert_eq!(resp.status(), 200);
+    let upgraded = tokio::time::timeout(STEP, hyper::upgrade::on(&mut resp))
+        .await
+        .unwrap()
+        .expect("h2 stream as a tunnel");
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Client,
+        None,
+    )
+    .await;
+    for text in ["over", "h2"] {
+        ws.send(Message::text(text)).await.unwrap();
+        let echoed = tokio::time::timeout(STEP, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, Message::text(text));
+    }
+}

@@ -168,7 +168,17 @@ where
                     record.set_user(user.0.clone());
                 }
             }
-            Ok(resp.map(|body| ResponseBody::new(body, Some(guard), record)))
+            let guard = match resp.extensions_mut().remove::<super::Tunnel>() {
+                Some(super::Tunnel(done)) => {
+                    tokio::spawn(async move {
+                        done.cancelled().await;
+                        drop(guard);
+                    });
+                    None
+                }
+                None => Some(guard),
+            };
+            Ok(resp.map(|body| ResponseBody::new(body, guard, record)))
         })
     }
 }

@@ -24,6 +24,9 @@ use crate::body::{self, Body};
 pub use chain::{Chain, Middleware, Next};
 pub use endpoint_rules::request_host;
 pub use entry::{App, Entry};
+/// The compiled matcher of one route, public for the micro-benchmarks in
+/// `benches/hot_paths.rs`.
+pub use matcher::Matcher;
 pub use response_body::ResponseBody;
 pub use router::{request_id, static_handler, BuildError, RouteCaptures, Router};
 
@@ -41,6 +44,12 @@ where
 {
     Arc::new(move |req| Box::pin(f(req)))
 }
+
+/// Put into a response's extensions by a handler whose work goes on after the response
+/// (a WebSocket tunnel): the request stays in flight on its connection, so idle timers do
+/// not close it, until the token is cancelled.
+#[derive(Debug, Clone)]
+pub struct Tunnel(pub tokio_util::sync::CancellationToken);
 
 /// Where a request came from; inserted into every request's extensions.
 #[derive(Debug, Clone)]

@@ -55,7 +55,9 @@ impl Builders {
             .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
             .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS)
             .keep_alive_interval(h2l.keep_alive_ping_delay)
-            .keep_alive_timeout(h2l.keep_alive_ping_timeout);
+            .keep_alive_timeout(h2l.keep_alive_ping_timeout)
+            // RFC 8441: WebSocket over HTTP/2 (extended CONNECT), tunnelled by the proxy.
+            .enable_connect_protocol();
         Builders { h1, h2 }
     }
 }

@@ -36,6 +36,26 @@ pub fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
         .flatten()
 }
 
+/// Whether `req` is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441).
+pub fn is_h2_websocket<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// A fresh `Sec-WebSocket-Key` for the HTTP/1.1 handshake made on behalf of an HTTP/2
+/// client (which has no key of its own).
+pub fn websocket_key() -> HeaderValue {
+    use base64::Engine;
+    let mut nonce = [0u8; 16];
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let _ = aws_lc_rs::rand::SecureRandom::fill(&rng, &mut nonce);
+    let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+    HeaderValue::try_from(key).unwrap_or(HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
+}
+
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)

@@ -28,6 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::body::{self, Body};
 use crate::config::{ProxyConfig, UpstreamScheme, UpstreamTarget};
 use crate::limits::BodyLimitError;
+use crate::pipeline::Tunnel;
 use balance::Balancer;
 use connect::{ConnectError, Connector, TlsClient, TlsSetupError};
 use forward::Origin;
@@ -171,7 +172,12 @@ impl Proxy {
         };
         let origin = Origin::of(&req, &self.cfg.forwarded);
         let client_ip = origin.client;
-        let upgrade = forward::upgrade_protocol(&req);
+        // An HTTP/2 WebSocket (extended CONNECT) goes upstream as an HTTP/1.1 upgrade.
+        let h2_websocket = forward::is_h2_websocket(&req);
+        let upgrade = match h2_websocket {
+            true => Some(HeaderValue::from_static("websocket")),
+            false => forward::upgrade_protocol(&req),
+        };
         let on_upgrade = upgrade
             .as_ref()
             .and_then(|_| req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
@@ -202,7 +208,19 @@ impl Proxy {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, protocol.clone());
         }
-        let retryable = is_idempotent(&parts.method) && body.is_end_stream();
+        let method = match h2_websocket {
+            true => {
+                headers.insert(header::SEC_WEBSOCKET_KEY, forward::websocket_key());
+                Method::GET
+            }
+            false => parts.method.clone(),
+        };
+        let mut upgrade = on_upgrade.zip(permit).map(|(client_side, permit)| Upgrade {
+            client_side,
+            permit,
+            h2: h2_websocket,
+        });
+        let retryable = is_idempotent(&method) && body.is_end_stream();
         let mut body = Some(body);
         let started = Instant::now();
         let mut tried: Vec<usize> = Vec::new();
@@ -247,7 +265,7 @@ impl Proxy {
                 Some(b) => b,
                 None => body::empty(),
             });
-            *out.method_mut() = parts.method.clone();
+            *out.method_mut() = method.clone();
             *out.uri_mut() = uri;
             *out.version_mut() = if h2 {
                 Version::HTTP_2
@@ -264,18 +282,36 @@ impl Proxy {
             let failure = match sent.await {
                 Ok(Ok(mut resp)) => {
                     self.passive_result(&upstream, Some(resp.status()));
-                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        if let (Some(client_side), Some(permit)) = (on_upgrade, permit) {
+                    let tunnel = match (resp.status(), upgrade.take()) {
+                        (StatusCode::SWITCHING_PROTOCOLS, Some(up)) => {
                             let upstream_side = hyper::upgrade::on(&mut resp);
+                            let done = tokio_util::sync::CancellationToken::new();
+                            let label = upstream.label.clone();
                             upgrade::tunnel(
-                                client_side,
+                                up.client_side,
                                 upstream_side,
-                                permit,
-                                upstream.label.clone(),
+                                up.permit,
+                                label,
+                                done.clone(),
                             );
+                            Some((Tunnel(done), up.h2))
                         }
+                        _ => None,
+                    };
+                    let mut resp = self.response(resp, guard, pick.set_cookie);
+                    if let Some((tunnel, h2)) = tunnel {
+                        if h2 {
+                            // RFC 8441: HTTP/2 accepts an extended CONNECT with a 200.
+                            *resp.status_mut() = StatusCode::OK;
+                            let headers = resp.headers_mut();
+                            for name in [header::UPGRADE, header::CONNECTION] {
+                                headers.remove(name);
+                            }
+                            headers.remove(header::SEC_WEBSOCKET_ACCEPT);
+                        }
+                        resp.extensions_mut().insert(tunnel);
                     }
-                    return self.response(resp, guard, pick.set_cookie);
+                    return resp;
                 }
                 Ok(Err(e)) => {
                     self.passive_result(&upstream, None);
@@ -373,6 +409,14 @@ impl Proxy {
     fn upstreams(&self) -> Arc<[Arc<Upstream>]> {
         self.set.current()
     }
+}
+
+/// A client's pending upgrade, with its permit, until the upstream accepts it.
+struct Upgrade {
+    client_side: hyper::upgrade::OnUpgrade,
+    permit: upgrade::UpgradePermit,
+    /// The client asked over HTTP/2 (extended CONNECT), not with an HTTP/1.1 Upgrade.
+    h2: bool,
 }
 
 /// An upstream's label in logs: its URL.

@@ -52,8 +52,16 @@ impl Drop for UpgradePermit {
 
 /// Copies bytes both ways between the client's and the upstream's upgraded connections
 /// until either side closes; runs in its own task.
-pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, permit: UpgradePermit, label: String) {
+/// `done` is cancelled when the tunnel closes.
+pub fn tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    permit: UpgradePermit,
+    label: String,
+    done: tokio_util::sync::CancellationToken,
+) {
     tokio::spawn(async move {
+        let _done = done.drop_guard();
         let _permit = permit;
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
