@@ -559,3 +559,168 @@ async fn dropping_the_supervisors_kills_the_group() {
     })
     .await
 }
+
+/// The harrier binary serving a settings file with one `[[apps]]` entry (the fixture with
+/// `app_env`), its stderr collected.
+#[cfg(unix)]
+struct Harrier {
+    child: std::process::Child,
+    stderr: Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+    mark: PathBuf,
+}
+
+#[cfg(unix)]
+impl Harrier {
+    fn start(app_env: &[(&str, &str)]) -> Harrier {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("starts");
+        let mut env = format!("APP_MARK_FILE = {:?}", mark.display().to_string());
+        for (k, v) in app_env {
+            env.push_str(&format!(", {k} = {v:?}"));
+        }
+        let settings = format!(
+            "[[apps]]\nname = \"svc\"\ncommand = [{:?}, {:?}]\nstop_timeout = \"3s\"\n\
+             env = {{ {env} }}\n",
+            python(),
+            fixture().display().to_string(),
+        );
+        let file = dir.path().join("harrier.toml");
+        std::fs::write(&file, settings).unwrap();
+        let bin = env!("CARGO_BIN_EXE_harrier");
+        let check = std::process::Command::new(bin)
+            .arg("check")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "harrier check: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let mut child = std::process::Command::new(bin)
+            .args(["--listen", "http://127.0.0.1:0"])
+            .arg(dir.path())
+            .env_remove("HARRIER_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (pipe, lines) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Harrier {
+            child,
+            stderr,
+            _dir: dir,
+            mark,
+        }
+    }
+
+    /// Waits for the app to be ready; its pid.
+    async fn app_ready(&self) -> u32 {
+        until("the app to be ready", Duration::from_secs(20), || {
+            let lines = self.stderr.lock().unwrap();
+            lines.iter().any(|l| l.contains("ready in")).then_some(())
+        })
+        .await;
+        let starts = std::fs::read_to_string(&self.mark).unwrap();
+        starts.lines().next().unwrap().parse().unwrap()
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Harrier {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The children of process `pid` (Linux).
+#[cfg(target_os = "linux")]
+fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_dies_with_a_killed_harrier() {
+    bounded(async {
+        let mut harrier = Harrier::start(&[]);
+        let pid = harrier.app_ready().await;
+        assert!(alive(pid));
+        // The app's output reaches harrier's log, tagged with the app and instance.
+        let line = until(
+            "the app's output in the log",
+            Duration::from_secs(10),
+            || {
+                let log = harrier.log();
+                let tag = format!("(pid {pid})");
+                log.lines()
+                    .find(|l| l.contains("listening on 127.0.0.1:") && l.contains(&tag))
+                    .map(str::to_owned)
+            },
+        )
+        .await;
+        assert!(line.contains("svc") && line.contains("instance"), "{line}");
+        assert!(harrier.log().contains("a line on stderr"));
+
+        // SIGKILL: harrier cannot clean up; the kernel kills the app (PR_SET_PDEATHSIG).
+        harrier.child.kill().unwrap();
+        harrier.child.wait().unwrap();
+        until(
+            "the app to die with harrier",
+            Duration::from_secs(5),
+            || (!alive(pid)).then_some(()),
+        )
+        .await;
+    })
+    .await
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harrier_stops_its_apps_on_sigterm() {
+    bounded(async {
+        let mut harrier = Harrier::start(&[("APP_SPAWN_CHILD", "1")]);
+        let pid = harrier.app_ready().await;
+        #[cfg(target_os = "linux")]
+        let grandchildren = until("the app's child", Duration::from_secs(10), || {
+            let c = children(pid);
+            (!c.is_empty()).then_some(c)
+        })
+        .await;
+        #[cfg(not(target_os = "linux"))]
+        let grandchildren: Vec<u32> = Vec::new();
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(harrier.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = until("harrier to exit", Duration::from_secs(20), || {
+            harrier.child.try_wait().unwrap()
+        })
+        .await;
+        assert!(status.success(), "{status:?}\n{}", harrier.log());
+        assert!(!alive(pid), "the app outlived harrier\n{}", harrier.log());
+        for child in grandchildren {
+            assert!(!alive(child), "the app's child {child} outlived harrier");
+        }
+        assert!(harrier.log().contains("stopped"), "{}", harrier.log());
+    })
+    .await
+}

@@ -137,7 +137,7 @@ impl Instance {
         let status = describe(stopped.status);
         if stopped.killed {
             tracing::warn!(
-                app,
+                app = %app,
                 instance = self.index,
                 pid = self.pid,
                 "killed: still running {} after the stop signal ({status})",
@@ -145,7 +145,7 @@ impl Instance {
             );
         } else {
             tracing::info!(
-                app,
+                app = %app,
                 instance = self.index,
                 pid = self.pid,
                 "stopped ({status})"
@@ -273,8 +273,8 @@ fn emit(line: &[u8], app: &str, instance: u32, stderr: bool) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = String::from_utf8_lossy(line);
     if stderr {
-        tracing::warn!(target: OUTPUT_TARGET, app, instance, "{text}");
+        tracing::warn!(target: OUTPUT_TARGET, app = %app, instance, "{text}");
     } else {
-        tracing::info!(target: OUTPUT_TARGET, app, instance, "{text}");
+        tracing::info!(target: OUTPUT_TARGET, app = %app, instance, "{text}");
     }
 }

@@ -8,7 +8,6 @@
 //! harrier's console is harrier's to handle) and is stopped with `TerminateProcess`; its
 //! own children are not reached (that would need a job object).
 
-use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -38,11 +37,11 @@ pub(super) fn isolate(cmd: &mut Command) {
                     0,
                 ) != 0
                 {
-                    return Err(io::Error::last_os_error());
+                    return Err(std::io::Error::last_os_error());
                 }
                 // harrier died between fork and prctl: the signal will never come.
                 if libc::getppid() != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
