@@ -724,3 +724,87 @@ async fn harrier_stops_its_apps_on_sigterm() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_timeouts_and_spawn_failures_count_as_crashes() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let rapid_fail = Some(harrier::config::RapidFail {
+            crashes: 2,
+            window: Duration::from_secs(30),
+        });
+        // Listens only after 30 s: never ready within its 300 ms.
+        let mut slow = app("slow", dir.path());
+        slow.instances = 2;
+        slow.start_timeout = Duration::from_millis(300);
+        slow.rapid_fail = rapid_fail;
+        env(&mut slow, "APP_LISTEN_DELAY_MS", "30000");
+        let mut missing = app("missing", dir.path());
+        missing.command = vec![dir.path().join("no-such-program").display().to_string()];
+        missing.rapid_fail = rapid_fail;
+        let apps = Apps::new(&[slow, missing]);
+        let supervisors = apps.start();
+        for name in ["slow", "missing"] {
+            let set = apps.upstreams(name).unwrap();
+            let why = until(
+                "rapid-fail protection",
+                Duration::from_secs(20),
+                || match set.status() {
+                    SetStatus::Stopped(why) => Some(why),
+                    _ => None,
+                },
+            )
+            .await;
+            assert!(
+                why.starts_with(&format!("app {name} stopped after 2 crashes")),
+                "{why}"
+            );
+        }
+        supervisors.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recycling_on_age_and_memory() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut aged = app("aged", dir.path());
+        aged.recycle.after = Some(Duration::from_millis(500));
+        let mut configs = vec![aged];
+        if cfg!(target_os = "linux") {
+            // Any process is above one byte.
+            let mut fat = app("fat", dir.path());
+            fat.recycle.memory = Some(1);
+            configs.push(fat);
+        }
+        let apps = Apps::new(&configs);
+        let supervisors = apps.start();
+        for config in &configs {
+            let set = apps.upstreams(&config.name).unwrap();
+            let first = ready(&set, 1).await.remove(0);
+            let pid = pid_of(&get_ok(&first.target, "/").await);
+            let since = Instant::now();
+            let next = until("a recycle", Duration::from_secs(20), || {
+                set.current()
+                    .first()
+                    .filter(|u| !Arc::ptr_eq(u, &first))
+                    .cloned()
+            })
+            .await;
+            eprintln!(
+                "{}: recycled {} ms after the first request",
+                config.name,
+                since.elapsed().as_millis()
+            );
+            assert_ne!(pid_of(&get_ok(&next.target, "/").await), pid);
+            #[cfg(unix)]
+            until("the old instance to stop", Duration::from_secs(10), || {
+                (!alive(pid)).then_some(())
+            })
+            .await;
+        }
+        supervisors.shutdown().await;
+    })
+    .await
+}
