@@ -10,7 +10,7 @@ use super::reader::{at_least, in_range, narrow, timeout, Field, Section};
 use super::sections::check_dir;
 use super::stages::key_problem;
 use super::tree::Value;
-use super::units::format_duration;
+use super::units::{format_duration, format_size};
 
 /// How `command` is described in messages.
 const COMMAND: &str = "a list like [\"python\", \"app.py\"], or a program alone";
@@ -25,6 +25,8 @@ const RECYCLE: &str = "a table like { requests = 10000, memory = \"512MiB\", aft
      at = [\"03:00\"] }";
 /// How `env` is described in messages.
 const ENV: &str = "a table of environment variables, like { PYTHONUNBUFFERED = \"1\" }";
+/// The smallest `recycle.memory`: below it, every process would be recycled at once.
+const MIN_MEMORY: u64 = 1 << 20;
 /// The variables harrier sets to tell an instance where to listen.
 const LISTEN_VARIABLES: [&str; 5] = [
     "PORT",
@@ -322,7 +324,14 @@ fn recycle(t: &mut Section) -> Recycle {
             f.or_keyword("off", |f| at_least(f.count()?, 1))
         }),
         memory: r.read("memory", None, |f| {
-            f.or_keyword("off", |f| at_least(f.size()?, 1 << 20))
+            f.or_keyword("off", |f| match f.size()? {
+                bytes if bytes < MIN_MEMORY => Err(format!(
+                    "must be at least {}, found {}",
+                    format_size(MIN_MEMORY),
+                    format_size(bytes)
+                )),
+                bytes => Ok(bytes),
+            })
         }),
         after: r.read("after", None, |f| f.or_keyword("off", timeout)),
         at: times(&mut r),

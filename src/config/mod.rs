@@ -16,6 +16,7 @@ mod print_proxy;
 mod print_sites;
 mod proxy;
 mod proxy_model;
+mod proxy_upstreams;
 mod reader;
 mod routes;
 mod sections;

@@ -4,8 +4,9 @@
 use super::apps::show_time;
 use super::print::{quote, quote_path, strings, Printer};
 use super::print_sites::{header_rules, inline};
-use super::proxy::{show_host, show_policy, show_target};
+use super::proxy::{show_host, show_policy};
 use super::proxy_model::*;
+use super::proxy_upstreams::show_target;
 use super::stage_forwarded_headers::nets;
 use super::units::{format_duration, format_size};
 
