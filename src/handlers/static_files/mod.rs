@@ -36,7 +36,10 @@ use self::entry::{FileEntry, Stamp, Variant};
 use self::file_body::Source;
 use self::lookup::{Resolved, Settings};
 use self::request::{Method, RequestInfo};
-use self::resolve::{config_path, decode_path, is_missing, Rejection, Root, Rules};
+use self::resolve::{config_path, is_missing, Root};
+/// Request-path normalisation (decode once, refuse unsafe segments), public for the
+/// micro-benchmarks in `benches/hot_paths.rs`.
+pub use self::resolve::{decode_path, Rejection, Rules};
 use crate::body::Body;
 use crate::config::StaticConfig;
 
