@@ -268,3 +268,167 @@ stop_timeout = "5s"
     .await
     .expect("no app process outlives harrier");
 }
+
+/// A program the tests need: `$VAR` when set (CI sets it: it must exist), else `fallback`
+/// when it exists, else `None` (skip, with a message).
+fn tool(var: &str, fallback: Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        let path = PathBuf::from(path);
+        assert!(path.exists(), "{var}={} does not exist", path.display());
+        return Some(path);
+    }
+    match fallback.filter(|p| p.exists()) {
+        Some(path) => Some(path),
+        None => {
+            eprintln!("skipping: {var} not set and no fallback found (see .ci/run)");
+            None
+        }
+    }
+}
+
+fn node() -> Option<PathBuf> {
+    tool("HARRIER_TEST_NODE", Some(PathBuf::from("/usr/bin/node")))
+}
+
+fn uvicorn() -> Option<PathBuf> {
+    let venv = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/harrier-py/bin/uvicorn"));
+    tool("HARRIER_TEST_UVICORN", venv)
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let resp = client.get(url).send().await.expect("request");
+    assert_eq!(resp.status(), 200, "{url}");
+    serde_json::from_slice(&resp.bytes().await.unwrap()).expect("json")
+}
+
+#[tokio::test]
+async fn a_node_web_garden_is_balanced_streams_events_and_recycles_without_a_failed_request() {
+    let Some(node) = node() else { return };
+    let toml = format!(
+        r#"
+[[sites]]
+hosts = ["*"]
+[[sites.routes]]
+path = "/garden/*"
+handler = {{ type = "app", app = "garden", strip_prefix = "/garden" }}
+[[sites.routes]]
+path = "/pool/*"
+handler = {{ type = "app", app = "pool", strip_prefix = "/pool" }}
+
+[[apps]]
+name = "garden"
+command = ["{node}", "{script}"]
+instances = 2
+
+[[apps]]
+name = "pool"
+command = ["{node}", "{script}"]
+recycle = {{ requests = 25 }}
+"#,
+        node = node.display(),
+        script = fixture("node_app.js")
+    );
+    let server = start(&toml, &[]).await;
+    let client = reqwest::Client::builder().timeout(STEP).build().unwrap();
+    let mut pids = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let j = json(&client, &server.url("/garden/hello?x=1")).await;
+        assert_eq!(j["url"], "/hello?x=1");
+        assert_eq!(j["forwardedFor"], "127.0.0.1");
+        pids.insert(j["pid"].as_u64().unwrap());
+    }
+    assert_eq!(pids.len(), 2, "both instances of the web garden answer");
+
+    let mut resp = client
+        .get(server.url("/garden/events"))
+        .send()
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(STEP, resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        events.push(String::from_utf8_lossy(&chunk).into_owned());
+    }
+    assert_eq!(events.concat(), "data: 1\n\ndata: 2\n\ndata: 3\n\n");
+    assert!(events.len() >= 2, "events arrive one by one: {events:?}");
+
+    // Recycling after 25 requests (checked every second), under a steady request loop that
+    // runs until two recycles happened: no request fails.
+    let mut pids = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    while pids.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recycle within 30 s: {pids:?}"
+        );
+        i += 1;
+        let resp = client
+            .post(server.url("/pool/work"))
+            .body(vec![b'p'; 1000])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} failed during recycling: {e}"));
+        assert_eq!(resp.status(), 200, "request {i}");
+        let j: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(j["bodyLength"], 1000);
+        let pid = j["pid"].as_u64().unwrap();
+        if pids.last() != Some(&pid) {
+            pids.push(pid);
+        }
+    }
+    eprintln!("{i} requests, no failure, across instances {pids:?}");
+}
+
+#[tokio::test]
+async fn an_asgi_app_under_uvicorn_on_a_unix_socket_with_websockets() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(uvicorn) = uvicorn() else { return };
+    let toml = format!(
+        r#"
+[[sites]]
+hosts = ["*"]
+[[sites.routes]]
+path = "/*"
+handler = {{ type = "app", app = "asgi" }}
+
+[[apps]]
+name = "asgi"
+command = ["sh", "-c", "exec {uvicorn} --uds \"$HARRIER_SOCKET\" --app-dir {dir} asgi_app:app"]
+listen = "unix"
+"#,
+        uvicorn = uvicorn.display(),
+        dir = fixture("")
+    );
+    let server = start(&toml, &[]).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(STEP)
+        .build()
+        .unwrap();
+    let j = json(&client, &server.url("/items?id=7")).await;
+    assert_eq!(j["path"], "/items");
+    assert_eq!(j["query"], "id=7");
+    assert_eq!(j["forwarded_proto"], "http");
+    let url = format!("ws://{}/ws", server.addr);
+    let (mut ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(&url))
+        .await
+        .unwrap()
+        .expect("WebSocket through harrier to uvicorn");
+    ws.send(Message::text("hi")).await.unwrap();
+    let echoed = tokio::time::timeout(STEP, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, Message::text("echo: hi"));
+}
