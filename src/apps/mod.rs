@@ -8,13 +8,22 @@
 //! * `process`: the OS-specific part (process groups, signals, memory).
 //! * `readiness`: the `ready` check of a starting instance.
 //! * `recycle`: when a ready instance is due to be replaced.
+//! * `replace`: overlapped replacement: the new instance is ready before the old one leaves.
 //! * `supervisor`: the per-app task: start, restart with back-off, rapid-fail protection,
 //!   overlapped recycling, stop.
+
+/// A log event with the app's name and the instance's index.
+macro_rules! log {
+    ($level:ident, $ctx:expr, $index:expr, $($rest:tt)+) => {
+        tracing::$level!(app = %$ctx.cfg.name, instance = $index, $($rest)+)
+    };
+}
 
 mod instance;
 mod process;
 mod readiness;
 mod recycle;
+mod replace;
 mod supervisor;
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::instance::{describe, Instance};
+use super::replace::Replace;
 use super::{process, readiness, recycle};
 use crate::config::{AppConfig, AppStart, UpstreamTarget};
 use crate::handlers::proxy::upstream::{SetStatus, Upstream, UpstreamSet};
@@ -23,10 +24,6 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// An instance that was ready this long before it exited restarts after `restart_delay`
 /// again instead of the doubled delay.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
-/// After a recycled instance left the set, requests that picked it just before still get
-/// this long to register before an idle instance is stopped.
-const DRAIN_GRACE: Duration = Duration::from_millis(100);
-const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// The shared state of one app's supervision.
 pub(super) struct AppCtx {
@@ -34,13 +31,13 @@ pub(super) struct AppCtx {
     pub set: Arc<UpstreamSet>,
     state: Mutex<State>,
     /// Cancelled by shutdown and by rapid-fail protection: instances are stopped politely.
-    stop: CancellationToken,
+    pub(super) stop: CancellationToken,
     /// Cancelled when the supervisors are dropped or the shutdown bound passes: every
     /// instance is dropped at once, which kills its process group.
     pub kill: CancellationToken,
     generation: AtomicU64,
     /// Recycled instances being drained and stopped.
-    drains: TaskTracker,
+    pub(super) drains: TaskTracker,
 }
 
 struct State {
@@ -52,7 +49,7 @@ struct State {
     crashes: VecDeque<Instant>,
 }
 
-enum Start {
+pub(super) enum Start {
     Ready(Box<Instance>),
     /// Exited, timed out or could not be spawned (already logged).
     Failed,
@@ -69,16 +66,8 @@ enum Outcome {
     Lost,
 }
 
-enum Replace {
-    Done,
-    /// The replacement failed; the old instance still runs.
-    Failed,
-    Lost,
-    Stop,
-}
-
 /// `restart_delay`, doubling up to `restart_delay_max`.
-struct Backoff {
+pub(super) struct Backoff {
     first: Duration,
     max: Duration,
     next: Duration,
@@ -94,7 +83,7 @@ impl Backoff {
         }
     }
 
-    fn next(&mut self) -> Duration {
+    pub(super) fn next(&mut self) -> Duration {
         let delay = self.next;
         self.next = (delay * 2).min(self.max);
         delay
@@ -103,12 +92,6 @@ impl Backoff {
     fn reset(&mut self) {
         self.next = self.first;
     }
-}
-
-macro_rules! log {
-    ($level:ident, $ctx:expr, $index:expr, $($rest:tt)+) => {
-        tracing::$level!(app = %$ctx.cfg.name, instance = $index, $($rest)+)
-    };
 }
 
 impl AppCtx {
@@ -244,7 +227,7 @@ impl AppCtx {
     }
 
     /// Spawns an instance for slot `index` and waits until it is ready.
-    async fn start_instance(&self, index: u32) -> Start {
+    pub(super) async fn start_instance(&self, index: u32) -> Start {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let mut inst = match Instance::spawn(&self.cfg, index, generation) {
             Ok(inst) => inst,
@@ -373,108 +356,8 @@ impl AppCtx {
         }
     }
 
-    fn recycle_due(&self, inst: &Instance) -> Option<recycle::Reason> {
-        let pid = inst.pid;
-        let sample = recycle::Sample {
-            requests: inst.upstream.requests(),
-            rss: &|| process::rss_bytes(pid),
-            age: inst.spawned.elapsed(),
-            scheduled: inst.scheduled,
-            now: SystemTime::now(),
-        };
-        recycle::due(&self.cfg.recycle, sample)
-    }
-
-    /// Overlapped recycling: starts a replacement, swaps it into the set in place of
-    /// `old` once ready, and drains and stops the old one in the background.
-    async fn replace(self: &Arc<Self>, current: &mut Instance) -> Replace {
-        let index = current.index;
-        let since = Instant::now();
-        let start = self.start_instance(index);
-        tokio::pin!(start);
-        let mut old_alive = true;
-        let started = loop {
-            if !old_alive {
-                break (&mut start).await;
-            }
-            tokio::select! {
-                started = &mut start => break started,
-                status = current.wait() => {
-                    old_alive = false;
-                    self.publish(index, None);
-                    log!(warn, self, index, pid = current.pid,
-                        "exited ({}) while its replacement was starting", describe(status.ok()));
-                    // When this trips rapid-fail protection, the replacement is stopped.
-                    self.crashed();
-                }
-            }
-        };
-        match started {
-            Start::Ready(new) => {
-                let old = std::mem::replace(current, *new);
-                self.publish(index, Some(&current.upstream));
-                log!(
-                    info,
-                    self,
-                    index,
-                    pid = old.pid,
-                    "recycled: replaced by pid {} in {} ms",
-                    current.pid,
-                    since.elapsed().as_millis()
-                );
-                self.drain(old);
-                Replace::Done
-            }
-            Start::Failed => {
-                if !self.crashed() {
-                    Replace::Stop
-                } else if old_alive {
-                    Replace::Failed
-                } else {
-                    Replace::Lost
-                }
-            }
-            Start::Stopped => Replace::Stop,
-        }
-    }
-
-    /// Drains `old` (until nothing is in flight on it, up to `stop_timeout`) and stops it.
-    fn drain(self: &Arc<Self>, mut old: Instance) {
-        let ctx = Arc::clone(self);
-        self.drains.spawn(async move {
-            let kill = ctx.kill.clone();
-            let stop_timeout = ctx.cfg.stop_timeout;
-            let drain_and_stop = async {
-                let deadline = Instant::now() + stop_timeout;
-                tokio::time::sleep(DRAIN_GRACE).await;
-                while old.upstream.in_flight() > 0 && Instant::now() < deadline {
-                    tokio::select! {
-                        _ = old.wait() => break,
-                        _ = ctx.stop.cancelled() => break,
-                        _ = tokio::time::sleep(DRAIN_POLL) => {}
-                    }
-                }
-                let left = old.upstream.in_flight();
-                if left > 0 {
-                    log!(
-                        warn,
-                        ctx,
-                        old.index,
-                        pid = old.pid,
-                        "stopping with {left} requests still in flight"
-                    );
-                }
-                old.stop(&ctx.cfg.name, stop_timeout).await;
-            };
-            tokio::select! {
-                _ = kill.cancelled() => {}
-                _ = drain_and_stop => {}
-            }
-        });
-    }
-
     /// Puts slot `index`'s ready instance into the set (or takes it out with `None`).
-    fn publish(&self, index: u32, upstream: Option<&Arc<Upstream>>) {
+    pub(super) fn publish(&self, index: u32, upstream: Option<&Arc<Upstream>>) {
         let mut state = self.lock();
         let stopped = state.stopped;
         state.slots[index as usize] = upstream.filter(|_| !stopped).cloned();
@@ -492,7 +375,7 @@ impl AppCtx {
 
     /// Counts a crash; `false` when that tripped rapid-fail protection (or the app is
     /// stopping anyway): no restart.
-    fn crashed(&self) -> bool {
+    pub(super) fn crashed(&self) -> bool {
         let mut state = self.lock();
         if state.stopped {
             return false;
@@ -540,6 +423,6 @@ fn describe_target(target: &UpstreamTarget) -> String {
 }
 
 /// A duration for the log, without sub-millisecond noise.
-fn fmt(d: Duration) -> humantime::FormattedDuration {
+pub(super) fn fmt(d: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
 }
