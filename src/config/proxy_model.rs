@@ -51,7 +51,7 @@ pub struct ProxyConfig {
     pub tls: UpstreamTls,
     /// `max_idle_per_upstream`: idle keep-alive connections kept per upstream.
     pub max_idle_per_upstream: usize,
-    /// `idle_timeout`: an idle pooled connection is closed after this long.
+    /// `pool_idle_timeout`: an idle pooled connection is closed after this long.
     pub pool_idle_timeout: Duration,
 }
 
