@@ -86,6 +86,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Default)]
 struct Stats {
     requests: u64,
+    /// Completed requests that started during the warm-up (for CPU-per-request figures).
+    warm_up_requests: u64,
     body_bytes: u64,
     non_2xx: u64,
     errors: u64,
@@ -96,6 +98,7 @@ struct Stats {
 impl Stats {
     fn merge(&mut self, other: Stats) {
         self.requests += other.requests;
+        self.warm_up_requests += other.warm_up_requests;
         self.body_bytes += other.body_bytes;
         self.non_2xx += other.non_2xx;
         self.errors += other.errors;
@@ -272,6 +275,7 @@ fn report(args: &Args, total: &Stats, elapsed: f64, handshakes: Duration) {
         "streams": args.streams,
         "seconds": round(elapsed),
         "requests": total.requests,
+        "warm_up_requests": total.warm_up_requests,
         "rps": round(rps),
         "body_bytes": total.body_bytes,
         "bytes_per_s": round(bps),
@@ -495,6 +499,8 @@ async fn worker(mut send: SendRequest, plan: Arc<Plan>) -> Stats {
                     stats.non_2xx += u64::from(!status.is_success());
                     let us = latency.as_micros().min(u128::from(u32::MAX)) as u32;
                     stats.latencies_us.push(us);
+                } else {
+                    stats.warm_up_requests += 1;
                 }
             }
             Some(Err(e)) => {
