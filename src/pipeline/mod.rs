@@ -120,11 +120,17 @@ pub fn body_error_response(err: &crate::body::BoxError) -> Response<Body> {
 
 /// A short plain-text response for `status`.
 pub fn error_response(status: StatusCode) -> Response<Body> {
-    let text = format!(
-        "{} {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("Error")
-    );
+    error_page(status, None)
+}
+
+/// A plain-text response for `status` that says why, when there is more to say than the
+/// status line (the proxy names the upstream problem).
+pub fn error_page(status: StatusCode, why: Option<&str>) -> Response<Body> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let text = match why {
+        Some(why) => format!("{} {reason}\n{why}\n", status.as_u16()),
+        None => format!("{} {reason}\n", status.as_u16()),
+    };
     let mut resp = Response::new(body::full(text));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

@@ -119,16 +119,8 @@ impl Balancer {
 
     /// Weighted round robin: the counter walks the candidates' total weight.
     fn round_robin(&self, list: &[Arc<Upstream>], candidates: &[usize]) -> usize {
-        let total: usize = candidates.iter().map(|i| list[*i].weight as usize).sum();
-        let mut slot = self.counter.fetch_add(1, Ordering::Relaxed) % total.max(1);
-        for &i in candidates {
-            let w = list[i].weight as usize;
-            if slot < w {
-                return i;
-            }
-            slot -= w;
-        }
-        candidates[0]
+        let slot = self.counter.fetch_add(1, Ordering::Relaxed) as u64;
+        by_weight(list, candidates, slot)
     }
 
     /// Fewest requests in flight per unit of weight; ties rotate.
@@ -203,20 +195,23 @@ fn rendezvous<K: Hash + ?Sized>(list: &[Arc<Upstream>], candidates: &[usize], ke
         .unwrap_or(candidates[0])
 }
 
+/// The candidate whose share of the total weight holds `slot` (taken modulo the total).
+fn by_weight(list: &[Arc<Upstream>], candidates: &[usize], slot: u64) -> usize {
+    let total: u64 = candidates.iter().map(|i| list[*i].weight as u64).sum();
+    let mut slot = slot % total.max(1);
+    for &i in candidates {
+        let w = list[i].weight as u64;
+        if slot < w {
+            return i;
+        }
+        slot -= w;
+    }
+    candidates[0]
+}
+
 /// The power of two choices: two weighted random picks, the less loaded one wins.
 fn power_of_two(list: &[Arc<Upstream>], candidates: &[usize]) -> usize {
-    let total: u64 = candidates.iter().map(|i| list[*i].weight as u64).sum();
-    let draw = || {
-        let mut slot = random_u64() % total.max(1);
-        for &i in candidates {
-            let w = list[i].weight as u64;
-            if slot < w {
-                return i;
-            }
-            slot -= w;
-        }
-        candidates[0]
-    };
+    let draw = || by_weight(list, candidates, random_u64());
     let (a, b) = (draw(), draw());
     let load = |i: usize| (list[i].in_flight() as u64 + 1) * 1_000_000 / list[i].weight as u64;
     if load(b) < load(a) {

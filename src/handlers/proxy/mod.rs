@@ -486,16 +486,5 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A plain-text error page that says what went wrong.
 fn error(status: StatusCode, why: &str) -> Response<Body> {
-    let text = format!(
-        "{} {}\n{why}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("Error")
-    );
-    let mut resp = Response::new(body::full(text));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
+    crate::pipeline::error_page(status, Some(why))
 }
