@@ -159,10 +159,32 @@ def make_cert(d):
     return crt, key
 
 
-def harrier_server(tmp, site, crt, key, workers):
+def upstream_server(tmp, site):
+    """The fast upstream both proxies forward to: an nginx serving the same files."""
+    port = free_port()
+    conf = os.path.join(tmp, "upstream.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+daemon off;
+pid {tmp}/upstream.pid;
+error_log {tmp}/upstream-error.log crit;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off;
+  open_file_cache max=1000 inactive=60s;
+  keepalive_requests 10000000;
+  default_type application/octet-stream;
+  server {{ listen 127.0.0.1:{port}; root {site}; }}
+}}
+""")
+    return Server("upstream", ["nginx", "-c", conf, "-p", tmp], {"http": port})
+
+
+def harrier_server(tmp, site, crt, key, workers, upstream_port):
     # "h3": an https endpoint that also speaks HTTP/3 (UDP on the same port); the "https"
-    # one stays h1+h2 only, so the other workloads see no alt-svc header.
-    ports = {"http": free_port(), "https": free_port(), "h3": free_port()}
+    # one stays h1+h2 only, so the other workloads see no alt-svc header. "proxy": a site of
+    # its own that forwards everything to the upstream.
+    ports = {"http": free_port(), "https": free_port(), "h3": free_port(), "proxy": free_port()}
     conf = os.path.join(tmp, "harrier.toml")
     with open(conf, "w") as f:
         f.write(f"""[server]
@@ -173,20 +195,37 @@ level = "warn"
 [static]
 root = "{site}"
 [[endpoints]]
+name = "http"
 url = "http://127.0.0.1:{ports['http']}"
 [[endpoints]]
+name = "https"
 url = "https://127.0.0.1:{ports['https']}"
 certificate = {{ path = "{crt}", key = "{key}" }}
 [[endpoints]]
+name = "h3"
 url = "https://127.0.0.1:{ports['h3']}"
 protocols = ["http1", "http2", "http3"]
 certificate = {{ path = "{crt}", key = "{key}" }}
+[[endpoints]]
+name = "proxy"
+url = "http://127.0.0.1:{ports['proxy']}"
+[[sites]]
+hosts = ["*"]
+endpoints = ["proxy"]
+root = "{site}"
+[[sites.routes]]
+path = "/*"
+handler = {{ type = "proxy", upstreams = ["http://127.0.0.1:{upstream_port}"] }}
+[[sites]]
+hosts = ["*"]
+endpoints = ["http", "https", "h3"]
+root = "{site}"
 """)
     return Server("harrier", [HARRIER, "serve", "-c", conf], ports)
 
 
-def nginx_server(tmp, site, crt, key, workers):
-    ports = {"http": free_port(), "https": free_port()}
+def nginx_server(tmp, site, crt, key, workers, upstream_port):
+    ports = {"http": free_port(), "https": free_port(), "proxy": free_port()}
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""worker_processes {workers};
@@ -210,6 +249,15 @@ http {{
     ssl_certificate {crt};
     ssl_certificate_key {key};
     root {site};
+  }}
+  upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}
+  server {{
+    listen 127.0.0.1:{ports['proxy']};
+    location / {{
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
   }}
 }}
 """)
@@ -256,6 +304,8 @@ WORKLOADS = [
     ("tls handshakes", "wrk", "https", "/13.txt", ["-H", "Connection: close"]),
     ("h2 tls 13B", "h2load", "https", "/13.txt", []),
     ("h2 tls 1KiB", "h2load", "https", "/1k.bin", []),
+    # Both servers forward to the same upstream nginx (pinned with the load generator).
+    ("proxy 1KiB", "wrk", "proxy", "/1k.bin", []),
     # Own table: harrier h3 vs harrier h2 (same file) and vs Caddy h3.
     ("h3 tls 1KiB", "h3load", "h3", "/1k.bin", []),
 ]
@@ -379,14 +429,17 @@ def main():
     make_site(site)
     crt, key = make_cert(tmp)
     os.makedirs(os.path.join(tmp, "n"))
-    harrier = harrier_server(tmp, site, crt, key, workers)
+    os.makedirs(os.path.join(tmp, "u"))
+    upstream = upstream_server(os.path.join(tmp, "u"), site)
+    harrier = harrier_server(tmp, site, crt, key, workers, upstream.ports["http"])
     servers = [harrier]
     if tcp_workloads:
-        servers.append(nginx_server(os.path.join(tmp, "n"), site, crt, key, workers))
+        servers.append(nginx_server(os.path.join(tmp, "n"), site, crt, key, workers, upstream.ports["http"]))
     if caddy:
         os.makedirs(os.path.join(tmp, "c"))
         servers.append(caddy_server(os.path.join(tmp, "c"), site, crt, key, workers))
     try:
+        upstream.start(pin_load)
         for s in servers:
             s.start(pin_server)
         print(f"machine: {os.cpu_count()} cores; {'full machine' if args.full else 'server on core 0, load on core 1, one worker each'}; "
@@ -417,7 +470,7 @@ def main():
         for name, _tool, _scheme, path, _extra in h3_workloads:
             h3_table(name, path, h3_servers, args, pin_load, h3load)
     finally:
-        for s in servers:
+        for s in servers + [upstream]:
             if hasattr(s, "proc"):
                 s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
