@@ -215,7 +215,7 @@ endpoints = ["proxy"]
 root = "{site}"
 [[sites.routes]]
 path = "/*"
-handler = {{ type = "proxy", upstreams = ["http://127.0.0.1:{upstream_port}"] }}
+handler = {{ type = "proxy", upstreams = ["http://127.0.0.1:{upstream_port}"], max_idle_per_upstream = 64 }}
 [[sites]]
 hosts = ["*"]
 endpoints = ["http", "https", "h3"]
@@ -250,7 +250,7 @@ http {{
     ssl_certificate_key {key};
     root {site};
   }}
-  upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}
+  upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{ports['proxy']};
     location / {{
