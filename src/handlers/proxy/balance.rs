@@ -126,7 +126,7 @@ impl Balancer {
     /// Fewest requests in flight per unit of weight; ties rotate.
     fn least_conn(&self, list: &[Arc<Upstream>], candidates: &[usize]) -> usize {
         let start = self.counter.fetch_add(1, Ordering::Relaxed) % candidates.len();
-        let load = |i: usize| (list[i].in_flight() as u64 + 1) * 1_000_000 / list[i].weight as u64;
+        let load = |i: usize| list[i].in_flight() as u64 * 1_000_000 / list[i].weight as u64;
         (0..candidates.len())
             .map(|k| candidates[(start + k) % candidates.len()])
             .min_by_key(|i| load(*i))
@@ -209,11 +209,12 @@ fn by_weight(list: &[Arc<Upstream>], candidates: &[usize], slot: u64) -> usize {
     candidates[0]
 }
 
-/// The power of two choices: two weighted random picks, the less loaded one wins.
+/// The power of two choices: two weighted random picks, the less loaded one wins (the
+/// first on a tie, so idle upstreams share by weight).
 fn power_of_two(list: &[Arc<Upstream>], candidates: &[usize]) -> usize {
     let draw = || by_weight(list, candidates, random_u64());
     let (a, b) = (draw(), draw());
-    let load = |i: usize| (list[i].in_flight() as u64 + 1) * 1_000_000 / list[i].weight as u64;
+    let load = |i: usize| list[i].in_flight() as u64 * 1_000_000 / list[i].weight as u64;
     if load(b) < load(a) {
         b
     } else {
