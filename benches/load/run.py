@@ -220,6 +220,9 @@ handler = {{ type = "proxy", upstreams = ["http://127.0.0.1:{upstream_port}"], m
 hosts = ["*"]
 endpoints = ["http", "https", "h3"]
 root = "{site}"
+[[sites.routes]]
+path = "/13.txt"
+handler = {{ type = "respond", body = "Hello, World!", headers = {{ "content-type" = "text/plain" }} }}
 """)
     return Server("harrier", [HARRIER, "serve", "-c", conf], ports)
 
@@ -243,12 +246,14 @@ http {{
   server {{
     listen 127.0.0.1:{ports['http']};
     root {site};
+    location = /13.txt {{ default_type text/plain; return 200 "Hello, World!"; }}
   }}
   server {{
     listen 127.0.0.1:{ports['https']} ssl http2;
     ssl_certificate {crt};
     ssl_certificate_key {key};
     root {site};
+    location = /13.txt {{ default_type text/plain; return 200 "Hello, World!"; }}
   }}
   upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
   server {{
@@ -295,6 +300,7 @@ https://:{port} {{
 
 # name, tool, scheme, path, extra arguments
 WORKLOADS = [
+    # 13 B: a fixed response (harrier `respond`, nginx `return 200`), not a file.
     ("h1 13B", "wrk", "http", "/13.txt", []),
     ("h1 1KiB", "wrk", "http", "/1k.bin", []),
     ("h1 100KiB", "wrk", "http", "/100k.bin", []),
