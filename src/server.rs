@@ -153,7 +153,8 @@ impl BoundServer {
             abort.clone(),
         ));
 
-        let mut unix_paths = Vec::new();
+        #[cfg_attr(not(unix), allow(unused_mut))]
+        let mut unix_paths: Vec<std::path::PathBuf> = Vec::new();
         let mut acceptors = Vec::new();
         let mut tls_endpoints = Vec::new();
         for ep in self.endpoints {

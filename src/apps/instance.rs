@@ -199,6 +199,7 @@ impl SocketLease {
             .collect();
         let mut leases = SOCKET_LEASES.lock().unwrap_or_else(|e| e.into_inner());
         let dir = socket_dir();
+        #[cfg_attr(not(unix), allow(unused_mut))]
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
