@@ -89,8 +89,10 @@ async fn dump_dom(spki: &str, url: &str, extra: &[String]) -> String {
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
-    .process_group(0)
     .kill_on_drop(true);
+    // Its own process group, so the whole browser (renderers, GPU process) can be killed.
+    #[cfg(unix)]
+    cmd.process_group(0);
     let child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => panic!(

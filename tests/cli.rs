@@ -13,6 +13,7 @@ const STEP: Duration = Duration::from_secs(20);
 struct Running {
     child: Child,
     urls: Vec<String>,
+    #[cfg_attr(not(unix), allow(dead_code))]
     stderr: mpsc::Receiver<String>,
 }
 
