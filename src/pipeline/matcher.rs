@@ -85,8 +85,10 @@ impl Matcher {
                 }
             }
             Some(PathMatcher::Glob(parts)) => {
-                let mut caps = Vec::new();
-                glob(parts, path, &mut caps).then_some(caps)
+                // Captures are borrowed while backtracking; owned only once it matched.
+                let mut caps: Vec<&str> = Vec::new();
+                glob(parts, path, &mut caps)
+                    .then(|| caps.into_iter().map(str::to_owned).collect())
             }
         }
     }
@@ -118,7 +120,7 @@ fn compile(pattern: &str) -> Vec<Glob> {
 }
 
 /// Backtracking glob match; patterns are short and fixed at startup, so this stays cheap.
-fn glob(parts: &[Glob], text: &str, caps: &mut Vec<String>) -> bool {
+fn glob<'t>(parts: &[Glob], text: &'t str, caps: &mut Vec<&'t str>) -> bool {
     match parts.split_first() {
         None => text.is_empty(),
         Some((Glob::Lit(l), rest)) => text
@@ -134,7 +136,7 @@ fn glob(parts: &[Glob], text: &str, caps: &mut Vec<String>) -> bool {
                 if !text.is_char_boundary(end) {
                     continue;
                 }
-                caps.push(text[..end].to_owned());
+                caps.push(&text[..end]);
                 if glob(rest, &text[end..], caps) {
                     return true;
                 }
