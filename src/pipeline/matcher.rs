@@ -87,8 +87,7 @@ impl Matcher {
             Some(PathMatcher::Glob(parts)) => {
                 // Captures are borrowed while backtracking; owned only once it matched.
                 let mut caps: Vec<&str> = Vec::new();
-                glob(parts, path, &mut caps)
-                    .then(|| caps.into_iter().map(str::to_owned).collect())
+                glob(parts, path, &mut caps).then(|| caps.into_iter().map(str::to_owned).collect())
             }
         }
     }
