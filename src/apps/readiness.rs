@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower_service::Service;
 
 use crate::config::{Readiness, UpstreamTarget};
+use crate::handlers::proxy::connect::Connector;
 
 /// The pause after the first failed attempt; it grows by half each time, up to
 /// [`MAX_PAUSE`].
@@ -31,61 +33,31 @@ pub(super) async fn wait_ready(target: &UpstreamTarget, ready: &Readiness) {
     }
 }
 
-/// One attempt.
+/// One attempt, dialled like the proxy dials its upstreams: a connection, or for
+/// `ready = "/path"` a `GET path` answered 2xx or 3xx.
 async fn probe(target: &UpstreamTarget, ready: &Readiness) -> bool {
-    match (target, ready) {
-        (UpstreamTarget::Tcp { host, port, .. }, ready) => {
-            let Ok(stream) = tokio::net::TcpStream::connect((host.as_str(), *port)).await else {
-                return false;
-            };
-            match ready {
-                Readiness::Tcp => true,
-                Readiness::Http(path) => http_ok(stream, &format!("{host}:{port}"), path).await,
-            }
-        }
-        #[cfg(unix)]
-        (UpstreamTarget::Unix(path), ready) => {
-            let Ok(stream) = tokio::net::UnixStream::connect(path).await else {
-                return false;
-            };
-            match ready {
-                Readiness::Tcp => true,
-                Readiness::Http(path) => http_ok(stream, "localhost", path).await,
-            }
-        }
-        #[cfg(not(unix))]
-        (UpstreamTarget::Unix(_), _) => false,
-    }
-}
-
-/// Whether `GET path` over `stream` answers 2xx or 3xx.
-async fn http_ok<S>(stream: S, host: &str, path: &str) -> bool
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    else {
-        return false;
+    let mut connector = Connector::new(target.clone(), None, ATTEMPT_TIMEOUT);
+    let Readiness::Http(path) = ready else {
+        // The connector dials its own target whatever the URI.
+        return connector.call(http::Uri::default()).await.is_ok();
     };
-    let Ok(request) = http::Request::get(path)
-        .header(http::header::HOST, host)
+    let authority = match target {
+        UpstreamTarget::Tcp { host, port, .. } => format!("{host}:{port}"),
+        UpstreamTarget::Unix(_) => "localhost".to_owned(),
+    };
+    let Ok(request) = http::Request::get(format!("http://{authority}{path}"))
         .header(http::header::USER_AGENT, "harrier-readiness")
         .body(Empty::<Bytes>::new())
     else {
         return false;
     };
-    let good = |r: hyper::Result<http::Response<hyper::body::Incoming>>| {
-        r.is_ok_and(|r| r.status().is_success() || r.status().is_redirection())
-    };
-    let response = sender.send_request(request);
-    tokio::pin!(conn, response);
-    tokio::select! {
-        r = &mut response => return good(r),
-        _ = &mut conn => {}
-    }
-    // The connection ended (the server closed it after answering, say): the answer, if
-    // any, is waiting.
-    good(response.await)
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build(connector);
+    client
+        .request(request)
+        .await
+        .is_ok_and(|r| r.status().is_success() || r.status().is_redirection())
 }
 
 #[cfg(test)]
@@ -147,5 +119,30 @@ mod tests {
             wait_ready(&target, &Readiness::Tcp),
         );
         assert!(waited.await.is_err());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn http_readiness_over_a_unix_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let target = UpstreamTarget::Unix(path.clone());
+        assert!(!probe(&target, &Readiness::Tcp).await, "no socket yet");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let request = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1024];
+            let n = s.read(&mut buf).await.unwrap();
+            let answer = "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n";
+            s.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase()
+        });
+        assert!(probe(&target, &Readiness::Http("/healthz".into())).await);
+        let request = request.await.unwrap();
+        assert!(
+            request.starts_with("get /healthz http/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("host: localhost\r\n"), "{request}");
     }
 }
