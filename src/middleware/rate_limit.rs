@@ -10,6 +10,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -124,27 +125,43 @@ impl RateLimit {
     }
 }
 
-/// The key bytes of a request: the client IP is the one `forwarded_headers` resolved from
-/// trusted proxies, when that stage runs first. A missing key (no header, or a unix socket without an
-/// address) is the empty key: such requests share one bucket, so leaving the header out
-/// never buys a client more than one key's rate.
-fn key_of(key: &RateKey, req: &Request<Body>) -> Vec<u8> {
-    match key {
-        RateKey::ClientIp => client_ip(req)
-            .map(|ip| ip.to_string().into_bytes())
-            .unwrap_or_default(),
-        RateKey::Header(name) => req
-            .headers()
-            .get(name)
-            .map(|v| v.as_bytes().to_vec())
-            .unwrap_or_default(),
+/// The key of a request: the client IP is the one `forwarded_headers` resolved from
+/// trusted proxies, when that stage runs first. A missing key (no header, or a unix socket
+/// without an address) is the empty key: such requests share one bucket, so leaving the
+/// header out never buys a client more than one key's rate.
+enum Key<'a> {
+    /// The client IP as 16 bytes (IPv4 as its IPv4-mapped IPv6 form, so both spellings of
+    /// one client share a bucket); no allocation on the request path.
+    Ip([u8; 16]),
+    Bytes(&'a [u8]),
+}
+
+impl Key<'_> {
+    fn of<'a>(key: &RateKey, req: &'a Request<Body>) -> Key<'a> {
+        match key {
+            RateKey::ClientIp => match client_ip(req) {
+                Some(IpAddr::V4(v4)) => Key::Ip(v4.to_ipv6_mapped().octets()),
+                Some(IpAddr::V6(v6)) => Key::Ip(v6.octets()),
+                None => Key::Bytes(&[]),
+            },
+            RateKey::Header(name) => {
+                Key::Bytes(req.headers().get(name).map_or(&[], HeaderValue::as_bytes))
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Ip(octets) => octets,
+            Key::Bytes(bytes) => bytes,
+        }
     }
 }
 
 impl Middleware for RateLimit {
     fn handle(&self, req: Request<Body>, next: Next) -> HandlerFuture {
-        let key = key_of(&self.key, &req);
-        match self.limiter.check(&key, Instant::now()) {
+        let key = Key::of(&self.key, &req);
+        match self.limiter.check(key.as_bytes(), Instant::now()) {
             Ok(()) => next.run(req),
             Err(wait) => {
                 // Whole seconds, rounded up and at least 1, so a client that waits this long
@@ -153,7 +170,7 @@ impl Middleware for RateLimit {
                 let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS);
                 resp.headers_mut()
                     .insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-                Box::pin(async move { resp })
+                Box::pin(std::future::ready(resp))
             }
         }
     }
