@@ -48,6 +48,10 @@ impl ForwardedHeaders {
     /// The client as the trusted proxies tell it, walking hops right to left while the
     /// hop that spoke is trusted, at most `limit` hops; `None` when nothing was believed.
     fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> Option<ClientAddr> {
+        // Most requests come straight from clients: nothing to walk, nothing to allocate.
+        if !contains(&self.trusted, peer) {
+            return None;
+        }
         let hops: Box<dyn Iterator<Item = Hop<'_>>> =
             if self.forwarded && headers.contains_key(http::header::FORWARDED) {
                 Box::new(list_rev(headers, "forwarded").map(forwarded_element))
