@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::body::Body;
 use crate::config::BasicAuthStage;
-use crate::pipeline::{error_response, ConnInfo, HandlerFuture, Middleware, Next};
+use crate::pipeline::{client_ip, error_response, HandlerFuture, Middleware, Next};
 
 /// The authenticated user, in the request's extensions for later stages and handlers (and
 /// in the response's, for the access log's remote-user field).
@@ -80,11 +80,7 @@ impl Middleware for BasicAuth {
                 return inner.challenge();
             };
             if !inner.check(&user, password).await {
-                let client = req
-                    .extensions()
-                    .get::<Arc<ConnInfo>>()
-                    .and_then(|c| c.remote)
-                    .map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+                let client = client_ip(&req).map_or_else(|| "-".to_owned(), |ip| ip.to_string());
                 tracing::warn!(user = %user.escape_debug(), client = %client, "basic auth failed");
                 return inner.challenge();
             }
