@@ -18,7 +18,7 @@ use crate::pipeline::{error_response, HandlerFuture, Middleware, Next};
 pub struct RequestFilter {
     max_url_length: usize,
     max_query_length: usize,
-    /// Lowercase.
+    /// Lowercase (compared ignoring ASCII case).
     segments: Vec<String>,
     /// Lowercase, with their leading dot.
     extensions: Vec<String>,
@@ -60,15 +60,17 @@ impl RequestFilter {
     /// Whether a segment of the decoded path is denied, or the last one has a denied
     /// extension.
     fn hidden(&self, decoded: &str) -> bool {
-        let lower = decoded.to_ascii_lowercase();
-        let mut segments = lower.split(['/', '\\']).filter(|s| !s.is_empty());
-        let denied = |s: &str| self.segments.iter().any(|d| d == s);
+        let mut segments = decoded.split(['/', '\\']).filter(|s| !s.is_empty());
+        let denied = |s: &str| self.segments.iter().any(|d| d.eq_ignore_ascii_case(s));
         if segments.clone().any(denied) {
             return true;
         }
-        segments
-            .next_back()
-            .is_some_and(|last| self.extensions.iter().any(|e| last.ends_with(e.as_str())))
+        segments.next_back().is_some_and(|last| {
+            self.extensions.iter().any(|e| {
+                last.len() >= e.len()
+                    && last.as_bytes()[last.len() - e.len()..].eq_ignore_ascii_case(e.as_bytes())
+            })
+        })
     }
 }
 
@@ -83,10 +85,7 @@ impl Middleware for RequestFilter {
     fn handle(&self, req: Request<Body>, next: Next) -> HandlerFuture {
         match self.verdict(&req) {
             None => next.run(req),
-            Some(status) => {
-                let resp = error_response(status);
-                Box::pin(async move { resp })
-            }
+            Some(status) => Box::pin(std::future::ready(error_response(status))),
         }
     }
 }
