@@ -86,16 +86,17 @@ fn page_for(pages: &[(ErrorStatus, Page)], status: StatusCode) -> Option<&Page> 
 
 impl Middleware for ErrorPages {
     fn handle(&self, req: Request<Body>, next: Next) -> HandlerFuture {
-        let method = req.method().clone();
+        let head = match *req.method() {
+            Method::GET => false,
+            Method::HEAD => true,
+            // Other methods' error bodies are for programs (APIs), not people.
+            _ => return next.run(req),
+        };
         let pages = Arc::clone(&self.pages);
         Box::pin(async move {
             let resp = next.run(req).await;
-            // Other methods' error bodies are for programs (APIs), not people.
-            if method != Method::GET && method != Method::HEAD {
-                return resp;
-            }
             match page_for(&pages, resp.status()) {
-                Some(page) => replace(resp, page, method == Method::HEAD),
+                Some(page) => replace(resp, page, head),
                 None => resp,
             }
         })
