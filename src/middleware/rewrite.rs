@@ -2,6 +2,8 @@
 //! conditions on server variables, then rewrites the request internally, redirects, answers
 //! with a status, or aborts. Rewrites chain into later rules until one stops processing.
 
+use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,7 +16,9 @@ use crate::config::{
     parse_template, rewrite_regex, ConditionTest, RewriteAction, RewriteCondition, RewriteRule,
     RewriteStage, TemplatePart as Part,
 };
-use crate::pipeline::{error_response, request_host, ConnInfo, HandlerFuture, Middleware, Next};
+use crate::pipeline::{
+    client_ip, error_response, request_host, ConnInfo, HandlerFuture, Middleware, Next,
+};
 
 /// Rewritten URLs longer than this are refused (rules that repeat `{R:0}` could otherwise
 /// grow a URL exponentially as they chain).
@@ -30,12 +34,14 @@ impl Template {
 
     fn render(&self, st: &State<'_>, rule: &[String], cond: &[String]) -> String {
         let mut out = String::new();
-        let group = |list: &[String], n: usize| list.get(n).cloned().unwrap_or_default();
+        fn group(list: &[String], n: usize) -> &str {
+            list.get(n).map_or("", String::as_str)
+        }
         for part in &self.0 {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Rule(n) => out.push_str(&group(rule, *n)),
-                Part::Cond(n) => out.push_str(&group(cond, *n)),
+                Part::Rule(n) => out.push_str(group(rule, *n)),
+                Part::Cond(n) => out.push_str(group(cond, *n)),
                 Part::Host => out.push_str(st.host.as_deref().unwrap_or("")),
                 Part::RequestUri => out.push_str(st.request_uri),
                 Part::Url => out.push_str(&st.path),
@@ -46,7 +52,11 @@ impl Template {
                     }
                 }
                 Part::Https => out.push_str(if st.https { "on" } else { "off" }),
-                Part::RemoteAddr => out.push_str(st.remote.as_deref().unwrap_or("")),
+                Part::RemoteAddr => {
+                    if let Some(ip) = st.remote {
+                        let _ = write!(out, "{ip}");
+                    }
+                }
                 Part::Header(name) => {
                     let values = st.headers.get_all(name).iter();
                     let text: Vec<&str> = values.filter_map(|v| v.to_str().ok()).collect();
@@ -92,7 +102,8 @@ struct State<'a> {
     path: String,
     query: Option<String>,
     https: bool,
-    remote: Option<String>,
+    /// The client IP (after `forwarded_headers`, the one the trusted proxies reported).
+    remote: Option<IpAddr>,
     headers: &'a http::HeaderMap,
 }
 
@@ -260,20 +271,18 @@ impl Middleware for Rewrite {
         let rules = Arc::clone(&self.rules);
         let root = Arc::clone(&self.root);
         Box::pin(async move {
-            let conn = req.extensions().get::<Arc<ConnInfo>>().cloned();
-            let request_uri = req
-                .uri()
-                .path_and_query()
-                .map_or("/", PathAndQuery::as_str)
-                .to_owned();
+            let https = req
+                .extensions()
+                .get::<Arc<ConnInfo>>()
+                .is_some_and(|c| c.tls.is_some());
             let mut st = State {
                 root: &root,
                 host: request_host(&req),
-                request_uri: &request_uri,
+                request_uri: req.uri().path_and_query().map_or("/", PathAndQuery::as_str),
                 path: req.uri().path().to_owned(),
                 query: req.uri().query().map(str::to_owned),
-                https: conn.as_ref().is_some_and(|c| c.tls.is_some()),
-                remote: conn.and_then(|c| c.remote).map(|a| a.ip().to_string()),
+                https,
+                remote: client_ip(&req),
                 headers: req.headers(),
             };
             let mut rewritten = false;
