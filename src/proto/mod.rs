@@ -197,9 +197,9 @@ where
     let mut close = std::pin::pin!(shared.close.notified());
     let mut drain = std::pin::pin!(ctx.drain.cancelled());
     let mut abort = std::pin::pin!(ctx.abort.cancelled());
-    // Set once draining: a peer that never acknowledges the GOAWAY is cut off when idle.
+    // Set once draining (so also the draining flag): a peer that never acknowledges the
+    // GOAWAY is cut off when idle.
     let mut force: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    let mut draining = false;
     let signals = Arc::new(SignalWaker::default());
     signals
         .woken
@@ -228,7 +228,7 @@ where
                 .is_some_and(|f| f.as_mut().poll(&mut scx).is_ready())
             {
                 Some(Signal::Force)
-            } else if !draining
+            } else if force.is_none()
                 && (close.as_mut().poll(&mut scx).is_ready()
                     || drain.as_mut().poll(&mut scx).is_ready())
             {
@@ -244,7 +244,6 @@ where
                     return Poll::Ready(());
                 }
                 Some(Signal::Force) | Some(Signal::Drain) => {
-                    draining = true;
                     if force.is_none() {
                         conn.as_mut().drain();
                     }
