@@ -133,13 +133,8 @@ impl EndpointTls {
             }
             return Ok(true);
         }
-        let mut loaded = Vec::with_capacity(self.cfg.certificates.len());
-        for files in &self.cfg.certificates {
-            let cert = certs::load_pair(&files.path, &files.key, &self.provider)?;
-            certs::warn_if_expiring(&files.path.display().to_string(), &cert);
-            loaded.push(cert);
-        }
-        self.resolver.swap(CertStore::new(&loaded));
+        self.resolver
+            .swap(CertStore::new(&load_configured(&self.cfg, &self.provider)?));
         Ok(true)
     }
 }
@@ -147,12 +142,17 @@ impl EndpointTls {
 /// Modification times of every configured certificate and key file (None when unreadable,
 /// so a file that disappears and comes back counts as a change).
 fn stamps(cfg: &TlsConfig) -> Vec<Option<SystemTime>> {
-    let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    configured_paths(cfg)
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// Every configured certificate and key file, then the certificates directory.
+fn configured_paths(cfg: &TlsConfig) -> impl Iterator<Item = &PathBuf> {
     cfg.certificates
         .iter()
-        .flat_map(|f| [mtime(&f.path), mtime(&f.key)])
-        .chain(cfg.certificates_dir.as_ref().map(mtime))
-        .collect()
+        .flat_map(|f| [&f.path, &f.key])
+        .chain(&cfg.certificates_dir)
 }
 
 fn load_all(
@@ -176,6 +176,14 @@ fn load_all(
             .map_err(|m| TlsError::Rustls(rustls::Error::General(m)))?;
         return Ok(vec![loaded]);
     }
+    load_configured(cfg, provider)
+}
+
+/// Loads the configured certificate files (warning about expiring ones).
+fn load_configured(
+    cfg: &TlsConfig,
+    provider: &CryptoProvider,
+) -> Result<Vec<LoadedCert>, TlsError> {
     let mut loaded = Vec::with_capacity(cfg.certificates.len());
     for files in &cfg.certificates {
         let cert = certs::load_pair(&files.path, &files.key, provider)?;
@@ -272,13 +280,6 @@ impl ClientIdentity {
 impl EndpointTls {
     /// The files and directories whose changes should trigger a reload check.
     pub fn watched_paths(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self
-            .cfg
-            .certificates
-            .iter()
-            .flat_map(|f| [f.path.clone(), f.key.clone()])
-            .collect();
-        paths.extend(self.cfg.certificates_dir.clone());
-        paths
+        configured_paths(&self.cfg).cloned().collect()
     }
 }
