@@ -44,7 +44,8 @@ where
     };
     let conn = tls.get_ref().1;
     let info = TlsInfo {
-        sni: conn.server_name().map(str::to_ascii_lowercase),
+        // Lowercase already: rustls normalizes the name it receives.
+        sni: conn.server_name().map(str::to_owned),
         alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
         client: conn
             .peer_certificates()

@@ -191,10 +191,9 @@ fn valid_name(name: &str) -> bool {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let sni = hello
-            .server_name()
-            .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
-        let picked = self.pick(sni.as_deref());
+        // rustls has lowercased the name already; a trailing dot it keeps.
+        let sni = hello.server_name().map(|n| n.trim_end_matches('.'));
+        let picked = self.pick(sni);
         if picked.is_none() {
             tracing::debug!(sni = ?sni, "no certificate for this server name: handshake refused");
         }

@@ -130,9 +130,11 @@ async fn handshake(
 }
 
 fn tls_info(quic: &quinn::Connection) -> TlsInfo {
-    let data = quic
+    // The name is lowercase already, like on TCP: it is rustls' normalized SNI.
+    let (sni, alpn) = quic
         .handshake_data()
-        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok());
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .map_or((None, None), |d| (d.server_name, d.protocol));
     let client = quic
         .peer_identity()
         .and_then(|p| {
@@ -140,14 +142,7 @@ fn tls_info(quic: &quinn::Connection) -> TlsInfo {
                 .ok()
         })
         .and_then(|chain| ClientIdentity::from_chain(&chain));
-    TlsInfo {
-        sni: data
-            .as_ref()
-            .and_then(|d| d.server_name.as_deref())
-            .map(str::to_ascii_lowercase),
-        alpn: data.and_then(|d| d.protocol),
-        client,
-    }
+    TlsInfo { sni, alpn, client }
 }
 
 async fn serve_connection(
