@@ -127,15 +127,11 @@ fn check(args: CheckArgs) -> ExitCode {
 }
 
 fn dev_cert(args: DevCertArgs) -> ExitCode {
-    let written = harrier::tls::dev_cert::generate(&args.hosts)
-        .and_then(|cert| harrier::tls::dev_cert::write(&cert, &args.out));
+    let written = harrier::tls::dev_cert::generate(&args.hosts).and_then(|cert| {
+        harrier::tls::dev_cert::write(&cert, &args.out).map(|paths| (cert.names, paths))
+    });
     match written {
-        Ok((cert, key)) => {
-            let mut names: Vec<String> = harrier::tls::dev_cert::LOOPBACK_NAMES
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-            names.extend(args.hosts);
+        Ok((names, (cert, key))) => {
             println!("certificate: {}", cert.display());
             println!("key:         {}", key.display());
             println!("valid for:   {}", names.join(", "));

@@ -26,6 +26,8 @@ pub enum DevCertError {
 
 /// A generated certificate and key, in PEM and DER.
 pub struct DevCert {
+    /// The names it is valid for (the loopback names, then the others asked for).
+    pub names: Vec<String>,
     /// The certificate, PEM.
     pub cert_pem: String,
     /// The PKCS#8 private key, PEM.
@@ -44,13 +46,14 @@ pub fn generate(extra: &[String]) -> Result<DevCert, DevCertError> {
             names.push(name.clone());
         }
     }
-    let mut params = rcgen::CertificateParams::new(names)?;
+    let mut params = rcgen::CertificateParams::new(names.clone())?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "harrier development certificate");
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     Ok(DevCert {
+        names,
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
         cert_der: cert.der().clone(),
