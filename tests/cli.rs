@@ -312,7 +312,6 @@ fn serves_on_a_unix_socket() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0123456789");
     assert_eq!(terminate(&mut server.child).code(), Some(0));
     assert!(!sock.exists(), "socket file left behind");
-    let _ = &server.stderr;
 }
 
 #[test]
@@ -369,6 +368,7 @@ fn sighup_does_not_kill_the_server() {
             break;
         }
     }
-    curl(&[&server.urls[0]]);
+    let out = curl(&[&format!("{}/data.txt", server.urls[0])]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0123456789");
     assert_eq!(terminate(&mut server.child).code(), Some(0));
 }
