@@ -10,6 +10,7 @@ use http::StatusCode;
 use super::proxy_model::*;
 use super::proxy_upstreams::{upstream_tls, upstreams};
 use super::reader::{in_range, narrow, suggest, timeout, Field, Section};
+use super::routes::status;
 use super::site_model::HandlerConfig;
 use super::stage_ip_filter::cidrs;
 use super::stages::{header_name, header_value, rules};
@@ -398,10 +399,7 @@ fn statuses(t: &mut Section, key: &'static str, lo: u64) -> Option<Vec<StatusCod
     for item in items {
         let status = item.count().and_then(|code| {
             let code = in_range(code, lo, 599)?;
-            let status = u16::try_from(code)
-                .ok()
-                .and_then(|code| StatusCode::from_u16(code).ok())
-                .ok_or_else(|| format!("not an HTTP status: {code}"))?;
+            let status = status(code)?;
             if list.contains(&status) {
                 return Err(format!("{code} is listed twice"));
             }

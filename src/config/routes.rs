@@ -271,7 +271,8 @@ fn respond(h: &mut Section) -> Option<HandlerConfig> {
     })
 }
 
-fn status(code: u64) -> Result<StatusCode, String> {
+/// `code` as an HTTP status (the caller checks the range it allows).
+pub(super) fn status(code: u64) -> Result<StatusCode, String> {
     u16::try_from(code)
         .ok()
         .and_then(|code| StatusCode::from_u16(code).ok())

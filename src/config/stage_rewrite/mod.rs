@@ -6,6 +6,7 @@ use http::StatusCode;
 use regex::{Regex, RegexBuilder};
 
 use super::reader::{Field, Section};
+use super::routes::status;
 
 mod print;
 mod template;
@@ -285,11 +286,4 @@ fn action(a: &mut Section, groups: usize) -> Option<RewriteAction> {
         "abort" => RewriteAction::Abort,
         _ => RewriteAction::None,
     })
-}
-
-fn status(code: u64) -> Result<StatusCode, String> {
-    u16::try_from(code)
-        .ok()
-        .and_then(|code| StatusCode::from_u16(code).ok())
-        .ok_or_else(|| format!("not an HTTP status: {code}"))
 }
