@@ -241,7 +241,7 @@ pub(super) fn strings<S: AsRef<str>>(items: &[S]) -> String {
 }
 
 /// The value, or the quoted keyword that stands for `None`.
-fn or_keyword(value: Option<String>, keyword: &str) -> String {
+pub(super) fn or_keyword(value: Option<String>, keyword: &str) -> String {
     value.unwrap_or_else(|| quote(keyword))
 }
 

@@ -2,7 +2,7 @@
 //! with its effective value, so that the output loads back to an equal `Config`.
 
 use super::apps::show_time;
-use super::print::{quote, quote_path, strings, Printer};
+use super::print::{or_keyword, quote, quote_path, strings, Printer};
 use super::print_sites::{header_rules, inline};
 use super::proxy::{show_host, show_policy};
 use super::proxy_model::*;
@@ -37,7 +37,7 @@ impl Printer {
         {
             self.key("cookie_secret", quote(secret));
         }
-        let off = |value: &Option<String>| value.as_deref().map_or_else(|| quote("off"), quote);
+        let off = |value: &Option<String>| or_keyword(value.as_deref().map(quote), "off");
         self.key("strip_prefix", off(&p.strip_prefix));
         self.key("add_prefix", off(&p.add_prefix));
         self.key("host", quote(show_host(&p.host)));
@@ -49,34 +49,28 @@ impl Printer {
         self.key("body_idle_timeout", format_duration(p.body_idle_timeout));
         self.key("retries", p.retries);
         self.key("retry_timeout", format_duration(p.retry_timeout));
-        let passive = p.passive_health.as_ref().map_or_else(
-            || quote("off"),
-            |h| {
-                format!(
-                    "{{ max_failures = {}, fail_duration = {}, unhealthy_statuses = {} }}",
-                    h.max_failures,
-                    format_duration(h.fail_duration),
-                    statuses(&h.unhealthy_statuses)
-                )
-            },
-        );
-        self.key("passive_health", passive);
-        let check = p.health_check.as_ref().map_or_else(
-            || quote("off"),
-            |c| {
-                format!(
-                    "{{ path = {}, interval = {}, timeout = {}, expect_status = {}, \
-                     healthy_threshold = {}, unhealthy_threshold = {} }}",
-                    quote(&c.path),
-                    format_duration(c.interval),
-                    format_duration(c.timeout),
-                    statuses(&c.expect_status),
-                    c.healthy_threshold,
-                    c.unhealthy_threshold
-                )
-            },
-        );
-        self.key("health_check", check);
+        let passive = p.passive_health.as_ref().map(|h| {
+            format!(
+                "{{ max_failures = {}, fail_duration = {}, unhealthy_statuses = {} }}",
+                h.max_failures,
+                format_duration(h.fail_duration),
+                statuses(&h.unhealthy_statuses)
+            )
+        });
+        self.key("passive_health", or_keyword(passive, "off"));
+        let check = p.health_check.as_ref().map(|c| {
+            format!(
+                "{{ path = {}, interval = {}, timeout = {}, expect_status = {}, \
+                 healthy_threshold = {}, unhealthy_threshold = {} }}",
+                quote(&c.path),
+                format_duration(c.interval),
+                format_duration(c.timeout),
+                statuses(&c.expect_status),
+                c.healthy_threshold,
+                c.unhealthy_threshold
+            )
+        });
+        self.key("health_check", or_keyword(check, "off"));
         let f = &p.forwarded;
         self.key(
             "forwarded",
@@ -127,16 +121,13 @@ impl Printer {
         self.key("ready", quote(ready));
         self.key("restart_delay", format_duration(a.restart_delay));
         self.key("restart_delay_max", format_duration(a.restart_delay_max));
-        let rapid_fail = a.rapid_fail.map_or_else(
-            || quote("off"),
-            |r| {
-                let window = format_duration(r.window);
-                format!("{{ crashes = {}, window = {window} }}", r.crashes)
-            },
-        );
-        self.key("rapid_fail", rapid_fail);
+        let rapid_fail = a.rapid_fail.map(|r| {
+            let window = format_duration(r.window);
+            format!("{{ crashes = {}, window = {window} }}", r.crashes)
+        });
+        self.key("rapid_fail", or_keyword(rapid_fail, "off"));
         let r = &a.recycle;
-        let off = |value: Option<String>| value.unwrap_or_else(|| quote("off"));
+        let off = |value: Option<String>| or_keyword(value, "off");
         let at: Vec<String> = r.at.iter().map(|m| show_time(*m)).collect();
         self.key(
             "recycle",
