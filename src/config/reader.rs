@@ -135,6 +135,27 @@ impl Section {
         Some(seen)
     }
 
+    /// Each string of `items` read by `parse`; an item that is bad, or equal to an earlier
+    /// one, is reported and left out.
+    pub fn distinct_strings<T: PartialEq + std::fmt::Display>(
+        &mut self,
+        items: Vec<Field>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<T> {
+        let mut values: Vec<T> = Vec::new();
+        for item in items {
+            let value = item.string().and_then(|s| parse(&s)).and_then(|v| {
+                if values.contains(&v) {
+                    Err(format!("\"{v}\" is listed twice"))
+                } else {
+                    Ok(v)
+                }
+            });
+            values.extend(self.check(&item, value));
+        }
+        values
+    }
+
     /// The items of the list `field`; an empty list is reported with `empty` (such a list
     /// would match or name nothing), a value that is not a list as such.
     pub fn list(&mut self, field: &Field, empty: &str) -> Vec<Field> {

@@ -129,20 +129,10 @@ fn methods(t: &mut Section) -> Vec<Method> {
         &f,
         "must list at least one method (leave methods out to match any)",
     );
-    let mut methods: Vec<Method> = Vec::new();
-    for item in items {
-        let method = item.string().and_then(|m| method(&m)).and_then(|m| {
-            if methods.contains(&m) {
-                Err(format!("\"{m}\" is listed twice"))
-            } else {
-                Ok(m)
-            }
-        });
-        methods.extend(t.check(&item, method));
-    }
-    methods
+    t.distinct_strings(items, method)
 }
 
+/// A method token, as written (methods are case-sensitive; "get" is not GET).
 pub(super) fn method(text: &str) -> Result<Method, String> {
     if let Some(standard) = STANDARD_METHODS
         .iter()

@@ -217,20 +217,13 @@ fn endpoint_names(t: &mut Section, cx: &Context) -> Vec<String> {
         .iter()
         .filter_map(|e| e.name.as_deref())
         .collect();
-    let mut names: Vec<String> = Vec::new();
-    for item in items {
-        let name = item.string().and_then(|name| {
-            if names.contains(&name) {
-                Err(format!("{name:?} is listed twice"))
-            } else if known.contains(&name.as_str()) {
-                Ok(name)
-            } else {
-                Err(unknown_endpoint(&name, &known, cx.listen))
-            }
-        });
-        names.extend(t.check(&item, name));
-    }
-    names
+    t.distinct_strings(items, |name| {
+        if known.contains(&name) {
+            Ok(name.to_owned())
+        } else {
+            Err(unknown_endpoint(name, &known, cx.listen))
+        }
+    })
 }
 
 fn unknown_endpoint(name: &str, known: &[&str], listen: bool) -> String {

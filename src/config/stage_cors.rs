@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::Method;
 
 use super::reader::{Field, Section};
+use super::routes::method;
 use super::site_model::CorsStage;
 use super::stages::header_name;
 
@@ -43,24 +44,14 @@ const ORIGINS: &str =
     "allowed_origins = [\"https://app.example\", \"https://*.example.com\"] (or [\"*\"])";
 
 /// The items of `f`, each read by `parse`; bad and repeated items are reported.
-fn strings<T: PartialEq>(
+fn strings<T: PartialEq + std::fmt::Display>(
     t: &mut Section,
     f: &Field,
     empty: &str,
     parse: fn(&str) -> Result<T, String>,
 ) -> Vec<T> {
-    let mut list = Vec::new();
-    for item in t.list(f, empty) {
-        let Some(value) = t.check(&item, item.string().and_then(|s| parse(&s))) else {
-            continue;
-        };
-        if list.contains(&value) {
-            t.report(item.problem("listed twice"));
-        } else {
-            list.push(value);
-        }
-    }
-    list
+    let items = t.list(f, empty);
+    t.distinct_strings(items, parse)
 }
 
 /// `allowed_headers` or `exposed_headers`: header names (lowercase) or `"*"`; none when absent.
@@ -81,19 +72,6 @@ fn names(t: &mut Section, key: &'static str) -> Vec<String> {
         }
     }
     list
-}
-
-/// A method name, as written (methods are case-sensitive; "get" is not GET).
-fn method(text: &str) -> Result<Method, String> {
-    let upper = text.to_ascii_uppercase();
-    if upper != text
-        && ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].contains(&upper.as_str())
-    {
-        return Err(format!(
-            "methods are case-sensitive: did you mean \"{upper}\"?"
-        ));
-    }
-    Method::from_bytes(text.as_bytes()).map_err(|_| format!("{text:?} is not a valid method"))
 }
 
 /// `"*"`, `scheme://host[:port]`, or `scheme://*.domain[:port]`; stored lowercase, since

@@ -32,17 +32,8 @@ fn list<T: PartialEq + std::fmt::Display>(
     let Some(f) = t.take(key) else {
         return default;
     };
-    let mut values: Vec<T> = Vec::new();
-    for item in t.check(&f, f.items()).unwrap_or_default() {
-        let value = item.string().and_then(|s| parse(&s)).and_then(|v| {
-            if values.contains(&v) {
-                return Err(format!("\"{v}\" is listed twice"));
-            }
-            Ok(v)
-        });
-        values.extend(t.check(&item, value));
-    }
-    values
+    let items = t.check(&f, f.items()).unwrap_or_default();
+    t.distinct_strings(items, parse)
 }
 
 /// A path segment, stored lowercase (segments are compared case-insensitively).
