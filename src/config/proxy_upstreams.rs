@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::model::CertificateFiles;
 use super::proxy_model::*;
 use super::reader::{in_range, narrow, Field, Section};
+use super::tls::file_path;
 use super::tree::Value;
 
 /// How upstream URLs are described in messages.
@@ -319,11 +320,7 @@ fn is_https(upstream: &UpstreamConfig) -> bool {
 
 /// A file that must exist, named by a non-empty string relative to `base_dir`.
 fn existing_file(f: &Field, base_dir: &Path) -> Result<PathBuf, String> {
-    let name = f.string()?;
-    if name.trim().is_empty() {
-        return Err("must name a file, found \"\"".to_owned());
-    }
-    let path = base_dir.join(name);
+    let path = file_path(f, base_dir)?;
     match std::fs::metadata(&path) {
         Ok(meta) if meta.is_file() => Ok(path),
         Ok(_) => Err(format!("{} is not a file", path.display())),

@@ -133,7 +133,7 @@ fn certificate(t: &mut Section, f: Field, base_dir: &Path) -> Option<Certificate
 }
 
 /// A file named by a non-empty string, relative to `base_dir`; it need not exist yet.
-fn file_path(f: &Field, base_dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn file_path(f: &Field, base_dir: &Path) -> Result<PathBuf, String> {
     let name = f.string()?;
     if name.trim().is_empty() {
         return Err("must name a file, found \"\"".to_owned());
