@@ -16,7 +16,8 @@ use tokio_util::task::TaskTracker;
 use super::instance::{describe, Instance};
 use super::replace::Replace;
 use super::{process, readiness, recycle};
-use crate::config::{AppConfig, AppStart, UpstreamTarget};
+use crate::config::{AppConfig, AppStart};
+use crate::handlers::proxy;
 use crate::handlers::proxy::upstream::{SetStatus, Upstream, UpstreamSet};
 
 /// How often the recycling limits of a ready instance are checked.
@@ -30,7 +31,8 @@ pub(super) struct AppCtx {
     pub cfg: AppConfig,
     pub set: Arc<UpstreamSet>,
     state: Mutex<State>,
-    /// Cancelled by shutdown and by rapid-fail protection: instances are stopped politely.
+    /// Cancelled (under the state lock) by shutdown and by rapid-fail protection: nothing
+    /// goes into the set any more, and instances are stopped politely.
     pub(super) stop: CancellationToken,
     /// Cancelled when the supervisors are dropped or the shutdown bound passes: every
     /// instance is dropped at once, which kills its process group.
@@ -43,8 +45,6 @@ pub(super) struct AppCtx {
 struct State {
     /// The ready instance of each slot.
     slots: Vec<Option<Arc<Upstream>>>,
-    /// Stopped by rapid-fail protection or shutdown: nothing goes into the set any more.
-    stopped: bool,
     /// When recent crashes happened (within the rapid-fail window).
     crashes: VecDeque<Instant>,
 }
@@ -102,7 +102,6 @@ impl AppCtx {
             set,
             state: Mutex::new(State {
                 slots,
-                stopped: false,
                 crashes: VecDeque::new(),
             }),
             stop: CancellationToken::new(),
@@ -133,11 +132,9 @@ impl AppCtx {
 
     fn stop_all(&self, status: SetStatus) {
         let mut state = self.lock();
-        state.stopped = true;
         state.slots.iter_mut().for_each(|s| *s = None);
         self.set.replace(Vec::new());
         self.set.set_status(status);
-        drop(state);
         self.stop.cancel();
     }
 
@@ -163,66 +160,52 @@ impl AppCtx {
     async fn run_slot(self: &Arc<Self>, index: u32) {
         let mut backoff = Backoff::new(&self.cfg);
         loop {
-            let mut inst = match self.start_instance(index).await {
-                Start::Ready(inst) => *inst,
-                Start::Stopped => return,
-                Start::Failed => {
-                    if !self.crashed() {
-                        return;
-                    }
-                    let delay = backoff.next();
-                    log!(warn, self, index, "restarting in {}", fmt(delay));
-                    if !self.pause(delay).await {
-                        return;
-                    }
-                    continue;
-                }
+            let restart = match self.start_instance(index).await {
+                Start::Ready(inst) => self.run_ready(*inst, &mut backoff).await,
+                Start::Failed => self.crashed(),
+                Start::Stopped => false,
             };
-            self.publish(index, Some(&inst.upstream));
-            match self.supervise(&mut inst, &mut backoff).await {
-                Outcome::Stop => {
-                    self.publish(index, None);
-                    inst.stop(&self.cfg.name, self.cfg.stop_timeout).await;
-                    return;
-                }
-                Outcome::Exited(status) => {
-                    if inst.ready_for() >= STABLE_AFTER {
-                        backoff.reset();
-                    }
-                    let (pid, ran) = (inst.pid, fmt(inst.ready_for()));
-                    let status = describe(status.ok());
-                    drop(inst);
-                    if !self.crashed() {
-                        log!(
-                            warn,
-                            self,
-                            index,
-                            pid,
-                            "exited ({status}) after {ran} ready"
-                        );
-                        return;
-                    }
-                    let delay = backoff.next();
-                    log!(
-                        warn,
-                        self,
-                        index,
-                        pid,
-                        "exited ({status}) after {ran} ready; restarting in {}",
-                        fmt(delay)
-                    );
-                    if !self.pause(delay).await {
-                        return;
-                    }
-                }
-                Outcome::Lost => {
-                    let delay = backoff.next();
-                    log!(warn, self, index, "restarting in {}", fmt(delay));
-                    if !self.pause(delay).await {
-                        return;
-                    }
-                }
+            if !restart {
+                return;
             }
+            let delay = backoff.next();
+            log!(warn, self, index, "restarting in {}", fmt(delay));
+            if !self.pause(delay).await {
+                return;
+            }
+        }
+    }
+
+    /// Serves a ready instance until it is gone; whether its slot starts another (a crash
+    /// counted that did not trip rapid-fail protection).
+    async fn run_ready(self: &Arc<Self>, mut inst: Instance, backoff: &mut Backoff) -> bool {
+        let index = inst.index;
+        self.publish(index, Some(&inst.upstream));
+        match self.supervise(&mut inst, backoff).await {
+            Outcome::Stop => {
+                self.publish(index, None);
+                inst.stop(&self.cfg.name, self.cfg.stop_timeout).await;
+                false
+            }
+            Outcome::Exited(status) => {
+                let ran = inst.ready_for();
+                if ran >= STABLE_AFTER {
+                    backoff.reset();
+                }
+                let status = describe(status.ok());
+                log!(
+                    warn,
+                    self,
+                    index,
+                    pid = inst.pid,
+                    "exited ({status}) after {} ready",
+                    fmt(ran)
+                );
+                drop(inst);
+                self.crashed()
+            }
+            // Its crashes are counted already.
+            Outcome::Lost => true,
         }
     }
 
@@ -249,7 +232,7 @@ impl AppCtx {
             index,
             pid = inst.pid,
             "starting on {}",
-            describe_target(&target)
+            proxy::label(&target)
         );
         enum Waited {
             Ready,
@@ -359,7 +342,7 @@ impl AppCtx {
     /// Puts slot `index`'s ready instance into the set (or takes it out with `None`).
     pub(super) fn publish(&self, index: u32, upstream: Option<&Arc<Upstream>>) {
         let mut state = self.lock();
-        let stopped = state.stopped;
+        let stopped = self.stop.is_cancelled();
         state.slots[index as usize] = upstream.filter(|_| !stopped).cloned();
         let list: Vec<_> = state.slots.iter().flatten().cloned().collect();
         let status = if list.is_empty() {
@@ -377,7 +360,7 @@ impl AppCtx {
     /// stopping anyway): no restart.
     pub(super) fn crashed(&self) -> bool {
         let mut state = self.lock();
-        if state.stopped {
+        if self.stop.is_cancelled() {
             return false;
         }
         let Some(limit) = self.cfg.rapid_fail else {
@@ -412,13 +395,6 @@ impl AppCtx {
             _ = tokio::time::sleep(delay) => true,
             _ = self.stop.cancelled() => false,
         }
-    }
-}
-
-fn describe_target(target: &UpstreamTarget) -> String {
-    match target {
-        UpstreamTarget::Tcp { host, port, .. } => format!("{host}:{port}"),
-        UpstreamTarget::Unix(path) => format!("unix:{}", path.display()),
     }
 }
 
