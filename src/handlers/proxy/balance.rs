@@ -55,22 +55,18 @@ impl Balancer {
         }
     }
 
-    /// Picks among `list` the upstreams that are up and whose index is not in `tried`;
-    /// `None` when there is none.
+    /// Picks among `list` the upstreams that are up and not in `tried`; `None` when there
+    /// is none. Allocates nothing: the eligible ones are walked, not collected.
     pub fn pick(
         &self,
         list: &[Arc<Upstream>],
         uri: &Uri,
         headers: &HeaderMap,
         client: Option<IpAddr>,
-        tried: &[usize],
+        tried: &Tried,
     ) -> Option<Pick> {
-        let candidates: Vec<usize> = (0..list.len())
-            .filter(|i| !tried.contains(i) && list[*i].is_up())
-            .collect();
-        if candidates.is_empty() {
-            return None;
-        }
+        let eligible = Eligible { list, tried };
+        let first = eligible.iter().next()?;
         let plain = |index| {
             Some(Pick {
                 index,
@@ -78,35 +74,30 @@ impl Balancer {
             })
         };
         match &self.policy {
-            LbPolicy::RoundRobin => plain(self.round_robin(list, &candidates)),
-            LbPolicy::First => plain(candidates[0]),
-            LbPolicy::LeastConn => plain(self.least_conn(list, &candidates)),
-            LbPolicy::Random => plain(power_of_two(list, &candidates)),
+            LbPolicy::RoundRobin => plain(self.round_robin(&eligible)),
+            LbPolicy::First => plain(first),
+            LbPolicy::LeastConn => plain(self.least_conn(&eligible)),
+            LbPolicy::Random => plain(power_of_two(&eligible)),
             LbPolicy::IpHash => match client {
-                Some(ip) => plain(rendezvous(list, &candidates, &ip)),
-                None => plain(self.round_robin(list, &candidates)),
+                Some(ip) => plain(rendezvous(&eligible, &ip)),
+                None => plain(self.round_robin(&eligible)),
             },
             LbPolicy::UriHash => {
                 let uri = uri.path_and_query().map_or("/", |p| p.as_str());
-                plain(rendezvous(list, &candidates, &uri))
+                plain(rendezvous(&eligible, &uri))
             }
             LbPolicy::Header(name) => match headers.get(name) {
-                Some(value) => plain(rendezvous(list, &candidates, &value.as_bytes())),
-                None => plain(self.round_robin(list, &candidates)),
+                Some(value) => plain(rendezvous(&eligible, &value.as_bytes())),
+                None => plain(self.round_robin(&eligible)),
             },
             LbPolicy::Cookie { name, .. } => {
                 let sticky = cookie_value(headers, name)
                     .and_then(|value| self.verify(value))
-                    .and_then(|id| {
-                        candidates
-                            .iter()
-                            .copied()
-                            .find(|i| label_id(&list[*i].label) == id)
-                    });
+                    .and_then(|id| eligible.iter().find(|i| label_id(&list[*i].label) == id));
                 match sticky {
                     Some(index) => plain(index),
                     None => {
-                        let index = self.round_robin(list, &candidates);
+                        let index = self.round_robin(&eligible);
                         Some(Pick {
                             index,
                             set_cookie: self.cookie(name, &list[index].label),
@@ -117,20 +108,22 @@ impl Balancer {
         }
     }
 
-    /// Weighted round robin: the counter walks the candidates' total weight.
-    fn round_robin(&self, list: &[Arc<Upstream>], candidates: &[usize]) -> usize {
+    /// Weighted round robin: the counter walks the eligible ones' total weight.
+    fn round_robin(&self, eligible: &Eligible<'_>) -> usize {
         let slot = self.counter.fetch_add(1, Ordering::Relaxed) as u64;
-        by_weight(list, candidates, slot)
+        by_weight(eligible, slot)
     }
 
     /// Fewest requests in flight per unit of weight; ties rotate.
-    fn least_conn(&self, list: &[Arc<Upstream>], candidates: &[usize]) -> usize {
-        let start = self.counter.fetch_add(1, Ordering::Relaxed) % candidates.len();
-        let load = |i: usize| list[i].in_flight() as u64 * 1_000_000 / list[i].weight as u64;
-        (0..candidates.len())
-            .map(|k| candidates[(start + k) % candidates.len()])
-            .min_by_key(|i| load(*i))
-            .unwrap_or(candidates[0])
+    fn least_conn(&self, eligible: &Eligible<'_>) -> usize {
+        let list = eligible.list;
+        let start = self.counter.fetch_add(1, Ordering::Relaxed) % list.len();
+        // Walk from `start` around the list so that ties do not always favour the first.
+        (start..list.len())
+            .chain(0..start)
+            .filter(|i| eligible.contains(*i))
+            .min_by_key(|i| load(&list[*i]))
+            .unwrap_or(0)
     }
 
     /// `name=ID.SIGNATURE` for the upstream labelled `label`.
@@ -178,44 +171,94 @@ fn stable_hash<T: Hash + ?Sized>(value: &T) -> u64 {
     h.finish()
 }
 
-/// Weighted rendezvous hashing: each upstream scores the key; the best score wins, so an
-/// upstream going down only moves the keys that were on it.
-fn rendezvous<K: Hash + ?Sized>(list: &[Arc<Upstream>], candidates: &[usize], key: &K) -> usize {
-    let key = stable_hash(key);
-    let score = |i: usize| {
-        let h = stable_hash(&(key, list[i].label.as_str()));
-        // u in (0, 1]; -ln(u) / weight is exponentially distributed with rate = weight.
-        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
-        -(u.max(f64::MIN_POSITIVE)).ln() / list[i].weight as f64
-    };
-    candidates
-        .iter()
-        .copied()
-        .min_by(|a, b| score(*a).total_cmp(&score(*b)))
-        .unwrap_or(candidates[0])
+/// The upstreams a request may still go to: up, and not tried yet.
+struct Eligible<'a> {
+    list: &'a [Arc<Upstream>],
+    tried: &'a Tried,
 }
 
-/// The candidate whose share of the total weight holds `slot` (taken modulo the total).
-fn by_weight(list: &[Arc<Upstream>], candidates: &[usize], slot: u64) -> usize {
-    let total: u64 = candidates.iter().map(|i| list[*i].weight as u64).sum();
+impl Eligible<'_> {
+    fn contains(&self, i: usize) -> bool {
+        !self.tried.contains(i) && self.list[i].is_up()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.list.len()).filter(|i| self.contains(*i))
+    }
+}
+
+/// The indices already tried for a request: a bit mask, with a list beyond 64 upstreams.
+#[derive(Debug, Default)]
+pub struct Tried {
+    mask: u64,
+    more: Vec<usize>,
+}
+
+impl Tried {
+    /// Records `i` as tried.
+    pub fn insert(&mut self, i: usize) {
+        match i {
+            0..64 => self.mask |= 1 << i,
+            _ => self.more.push(i),
+        }
+    }
+
+    /// Whether `i` was tried.
+    pub fn contains(&self, i: usize) -> bool {
+        match i {
+            0..64 => self.mask & (1 << i) != 0,
+            _ => self.more.contains(&i),
+        }
+    }
+
+    /// How many were tried.
+    pub fn len(&self) -> usize {
+        self.mask.count_ones() as usize + self.more.len()
+    }
+}
+
+/// Requests in flight per unit of weight.
+fn load(upstream: &Upstream) -> u64 {
+    upstream.in_flight() as u64 * 1_000_000 / upstream.weight as u64
+}
+
+/// Weighted rendezvous hashing: each upstream scores the key; the best score wins, so an
+/// upstream going down only moves the keys that were on it.
+fn rendezvous<K: Hash + ?Sized>(eligible: &Eligible<'_>, key: &K) -> usize {
+    let key = stable_hash(key);
+    let score = |i: usize| {
+        let upstream = &eligible.list[i];
+        let h = stable_hash(&(key, upstream.label.as_str()));
+        // u in (0, 1]; -ln(u) / weight is exponentially distributed with rate = weight.
+        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+        -(u.max(f64::MIN_POSITIVE)).ln() / upstream.weight as f64
+    };
+    eligible
+        .iter()
+        .min_by(|a, b| score(*a).total_cmp(&score(*b)))
+        .unwrap_or(0)
+}
+
+/// The eligible upstream whose share of the total weight holds `slot` (modulo the total).
+fn by_weight(eligible: &Eligible<'_>, slot: u64) -> usize {
+    let weight = |i: usize| eligible.list[i].weight as u64;
+    let total: u64 = eligible.iter().map(weight).sum();
     let mut slot = slot % total.max(1);
-    for &i in candidates {
-        let w = list[i].weight as u64;
-        if slot < w {
+    for i in eligible.iter() {
+        if slot < weight(i) {
             return i;
         }
-        slot -= w;
+        slot -= weight(i);
     }
-    candidates[0]
+    0
 }
 
 /// The power of two choices: two weighted random picks, the less loaded one wins (the
 /// first on a tie, so idle upstreams share by weight).
-fn power_of_two(list: &[Arc<Upstream>], candidates: &[usize]) -> usize {
-    let draw = || by_weight(list, candidates, random_u64());
-    let (a, b) = (draw(), draw());
-    let load = |i: usize| list[i].in_flight() as u64 * 1_000_000 / list[i].weight as u64;
-    if load(b) < load(a) {
+fn power_of_two(eligible: &Eligible<'_>) -> usize {
+    let a = by_weight(eligible, random_u64());
+    let b = by_weight(eligible, random_u64());
+    if load(&eligible.list[b]) < load(&eligible.list[a]) {
         b
     } else {
         a
@@ -269,7 +312,21 @@ mod tests {
         h: &HeaderMap,
         tried: &[usize],
     ) -> Option<Pick> {
-        b.pick(l, &uri.parse().unwrap(), h, None, tried)
+        let mut t = Tried::default();
+        tried.iter().for_each(|i| t.insert(*i));
+        b.pick(l, &uri.parse().unwrap(), h, None, &t)
+    }
+
+    #[test]
+    fn tried_holds_indices_past_the_mask() {
+        let mut t = Tried::default();
+        for i in [0, 63, 64, 200] {
+            assert!(!t.contains(i));
+            t.insert(i);
+            assert!(t.contains(i));
+        }
+        assert_eq!(t.len(), 4);
+        assert!(!t.contains(1) && !t.contains(65));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Version};
 
-use crate::config::{ForwardedOut, HostHeader};
+use crate::config::ForwardedOut;
 use crate::pipeline::{ClientAddr, ConnInfo};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard ones proxies agree on).
@@ -208,18 +208,6 @@ fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &str, keep: boo
     joined.push_str(value);
     if let Ok(v) = HeaderValue::try_from(joined) {
         headers.insert(name, v);
-    }
-}
-
-/// The Host value the upstream sees; `upstream` is its own `host:port`.
-pub fn host_value(rule: &HostHeader, origin: &Origin, upstream: &str) -> Option<HeaderValue> {
-    match rule {
-        HostHeader::Preserve => origin
-            .host
-            .clone()
-            .or_else(|| HeaderValue::from_str(upstream).ok()),
-        HostHeader::Upstream => HeaderValue::from_str(upstream).ok(),
-        HostHeader::Fixed(host) => HeaderValue::from_str(host).ok(),
     }
 }
 

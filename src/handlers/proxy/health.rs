@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use http::{header, HeaderValue, Request, Uri};
+use http::{header, Request, Uri};
 
 use super::Proxy;
 use crate::body;
@@ -62,24 +62,20 @@ pub fn spawn(proxy: Weak<Proxy>, check: HealthCheck) {
 
 /// One probe: GET `path` answered within `timeout` with an expected status.
 async fn probe(proxy: &Proxy, upstream: &Arc<super::Upstream>, check: &HealthCheck) -> bool {
-    let authority = super::authority(&upstream.target);
-    let scheme = match upstream.target {
-        crate::config::UpstreamTarget::Tcp {
-            scheme: crate::config::UpstreamScheme::Https,
-            ..
-        } => "https",
-        _ => "http",
-    };
-    let Ok(uri) = Uri::try_from(format!("{scheme}://{authority}{}", check.path)) else {
+    let dest = proxy.dest(upstream);
+    let uri = Uri::builder()
+        .scheme(dest.scheme.clone())
+        .authority(dest.authority.clone())
+        .path_and_query(check.path.as_str())
+        .build();
+    let Ok(uri) = uri else {
         return false;
     };
     let mut req = Request::new(body::empty());
     *req.uri_mut() = uri;
-    if let Ok(host) = HeaderValue::from_str(&authority) {
-        req.headers_mut().insert(header::HOST, host);
-    }
-    let client = proxy.client(upstream);
-    match tokio::time::timeout(check.timeout, client.request(req)).await {
+    req.headers_mut()
+        .insert(header::HOST, dest.authority_value.clone());
+    match tokio::time::timeout(check.timeout, dest.client.request(req)).await {
         Ok(Ok(resp)) => {
             let status = resp.status();
             if check.expect_status.is_empty() {

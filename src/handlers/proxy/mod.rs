@@ -16,7 +16,7 @@ pub mod upgrade;
 pub mod upstream;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -26,10 +26,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{self, Body};
-use crate::config::{ProxyConfig, UpstreamScheme, UpstreamTarget};
+use crate::config::{HostHeader, ProxyConfig, UpstreamScheme, UpstreamTarget};
 use crate::limits::BodyLimitError;
 use crate::pipeline::Tunnel;
-use balance::Balancer;
+use balance::{Balancer, Tried};
 use connect::{ConnectError, Connector, TlsClient, TlsSetupError};
 use forward::Origin;
 use upgrade::UpgradeLimit;
@@ -37,14 +37,31 @@ use upstream::{SetStatus, Upstream, UpstreamSet};
 
 type UpstreamClient = Client<Connector, Body>;
 
+/// What a request needs to reach one upstream, derived once from its target.
+#[derive(Clone)]
+struct Dest {
+    client: UpstreamClient,
+    scheme: http::uri::Scheme,
+    /// `host:port` (`localhost` for unix sockets): the URI's authority, and the Host
+    /// header under `host = "upstream"`.
+    authority: http::uri::Authority,
+    authority_value: HeaderValue,
+    /// h2c: HTTP/2 from the first byte, the host in `:authority`.
+    h2: bool,
+}
+
 /// A proxy handler: its options, its upstreams and a client per upstream.
 pub struct Proxy {
     cfg: ProxyConfig,
     set: Arc<UpstreamSet>,
     balancer: Balancer,
     tls: Option<TlsClient>,
-    clients: Mutex<HashMap<usize, (Weak<Upstream>, UpstreamClient)>>,
+    /// Keyed by the `Upstream`'s address; the `Weak` tells a live entry from a reused
+    /// address. Written only when an upstream is first seen.
+    dests: RwLock<HashMap<usize, (Weak<Upstream>, Dest)>>,
     upgrades: Arc<UpgradeLimit>,
+    /// `host` when it names a fixed value.
+    fixed_host: Option<HeaderValue>,
     /// How long a request waits for an app with no ready instance.
     wait: Duration,
     /// What the 503 page calls the upstreams ("app dashboard", "upstreams").
@@ -84,27 +101,27 @@ impl Proxy {
         wait: Duration,
         name: String,
     ) -> Result<Arc<Self>, TlsSetupError> {
-        let https = cfg.upstreams.iter().any(|u| {
-            matches!(
-                u.target,
-                UpstreamTarget::Tcp {
-                    scheme: UpstreamScheme::Https,
-                    ..
-                }
-            )
-        });
+        let https = cfg
+            .upstreams
+            .iter()
+            .any(|u| scheme_of(&u.target) == Some(UpstreamScheme::Https));
         let tls = if https {
             Some(TlsClient::new(&cfg.tls)?)
         } else {
             None
+        };
+        let fixed_host = match &cfg.host {
+            HostHeader::Fixed(host) => HeaderValue::from_str(host).ok(),
+            _ => None,
         };
         let proxy = Arc::new(Proxy {
             cfg: cfg.clone(),
             set,
             balancer: Balancer::new(&cfg.policy),
             tls,
-            clients: Mutex::new(HashMap::new()),
+            dests: RwLock::new(HashMap::new()),
             upgrades,
+            fixed_host,
             wait,
             name,
         });
@@ -114,37 +131,51 @@ impl Proxy {
         Ok(proxy)
     }
 
-    /// The pooled client of `upstream`, made on first use.
-    fn client(&self, upstream: &Arc<Upstream>) -> UpstreamClient {
+    /// How to reach `upstream`: its pooled client and URI parts, made on first use.
+    fn dest(&self, upstream: &Arc<Upstream>) -> Dest {
         let key = Arc::as_ptr(upstream) as usize;
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((weak, client)) = clients.get(&key) {
-            if weak.upgrade().is_some_and(|u| Arc::ptr_eq(&u, upstream)) {
-                return client.clone();
-            }
+        let live = |(weak, dest): &(Weak<Upstream>, Dest)| {
+            (weak.as_ptr() == Arc::as_ptr(upstream) && weak.strong_count() > 0)
+                .then(|| dest.clone())
+        };
+        if let Some(dest) = self.read_dests().get(&key).and_then(live) {
+            return dest;
         }
-        clients.retain(|_, (weak, _)| weak.strong_count() > 0);
-        let h2c = matches!(
-            upstream.target,
-            UpstreamTarget::Tcp {
-                scheme: UpstreamScheme::H2c,
-                ..
-            }
-        );
+        let mut dests = self.dests.write().unwrap_or_else(|e| e.into_inner());
+        dests.retain(|_, (weak, _)| weak.strong_count() > 0);
         let connector = Connector::new(
             upstream.target.clone(),
             self.tls.clone(),
             self.cfg.connect_timeout,
         );
+        let h2 = scheme_of(&upstream.target) == Some(UpstreamScheme::H2c);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(self.cfg.pool_idle_timeout)
             .pool_max_idle_per_host(self.cfg.max_idle_per_upstream)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .http2_only(h2c)
+            .http2_only(h2)
             .build(connector);
-        clients.insert(key, (Arc::downgrade(upstream), client.clone()));
-        client
+        let text = authority(&upstream.target);
+        let dest = Dest {
+            client,
+            scheme: match scheme_of(&upstream.target) {
+                Some(UpstreamScheme::Https) => http::uri::Scheme::HTTPS,
+                _ => http::uri::Scheme::HTTP,
+            },
+            // Built from a host the config checked and a port: always valid.
+            authority: http::uri::Authority::try_from(text.as_str())
+                .unwrap_or(http::uri::Authority::from_static("localhost")),
+            authority_value: HeaderValue::try_from(text)
+                .unwrap_or(HeaderValue::from_static("localhost")),
+            h2,
+        };
+        dests.insert(key, (Arc::downgrade(upstream), dest.clone()));
+        dest
+    }
+
+    fn read_dests(&self) -> std::sync::RwLockReadGuard<'_, HashMap<usize, (Weak<Upstream>, Dest)>> {
+        self.dests.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Forwards `req` and answers with the upstream's response or an error page.
@@ -193,12 +224,13 @@ impl Proxy {
             },
             _ => None,
         };
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let path = forward::rewrite_path(
-            path,
-            self.cfg.strip_prefix.as_deref(),
-            self.cfg.add_prefix.as_deref(),
-        );
+        let path = match self.path(req.uri()) {
+            Some(path) => path,
+            None => {
+                let why = "the rewritten path is not a valid request target";
+                return error(StatusCode::BAD_REQUEST, why);
+            }
+        };
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         forward::strip_hop_by_hop(&mut headers);
@@ -213,73 +245,72 @@ impl Proxy {
                 headers.insert(header::SEC_WEBSOCKET_KEY, forward::websocket_key());
                 Method::GET
             }
-            false => parts.method.clone(),
+            false => parts.method,
         };
         let mut upgrade = on_upgrade.zip(permit).map(|(client_side, permit)| Upgrade {
             client_side,
             permit,
             h2: h2_websocket,
         });
-        let retryable = is_idempotent(&method) && body.is_end_stream();
+        let retryable = is_idempotent(&method) && body.is_end_stream() && self.cfg.retries > 0;
         let mut body = Some(body);
         let started = Instant::now();
-        let mut tried: Vec<usize> = Vec::new();
-        let mut last_error: Option<Response<Body>> = None;
+        let mut tried = Tried::default();
+        // A failed attempt's answer, given when no upstream is left to retry on.
+        let mut failed: Option<Response<Body>> = None;
         loop {
-            let Some(pick) = self
+            let pick = self
                 .balancer
-                .pick(&list, &parts.uri, &headers, client_ip, &tried)
-            else {
-                return last_error.unwrap_or_else(|| self.all_down(list.len()));
+                .pick(&list, &parts.uri, &headers, client_ip, &tried);
+            let Some(pick) = pick else {
+                return failed.unwrap_or_else(|| self.all_down(list.len()));
             };
-            tried.push(pick.index);
+            tried.insert(pick.index);
             let upstream = Arc::clone(&list[pick.index]);
-            let authority = authority(&upstream.target);
-            let host = forward::host_value(&self.cfg.host, &origin, &authority);
-            let h2 = matches!(
-                upstream.target,
-                UpstreamTarget::Tcp {
-                    scheme: UpstreamScheme::H2c,
-                    ..
-                }
-            );
-            let scheme = match upstream.target {
-                UpstreamTarget::Tcp {
-                    scheme: UpstreamScheme::Https,
-                    ..
-                } => "https",
-                _ => "http",
-            };
-            let uri_authority = match (&host, h2) {
-                // HTTP/2 carries the host in :authority, taken from the URI.
-                (Some(host), true) => host.to_str().unwrap_or(&authority).to_owned(),
-                _ => authority.clone(),
-            };
-            let Ok(uri) = Uri::try_from(format!("{scheme}://{uri_authority}{path}")) else {
+            let dest = self.dest(&upstream);
+            let host = match &self.cfg.host {
+                HostHeader::Preserve => origin.host.clone(),
+                HostHeader::Upstream => None,
+                HostHeader::Fixed(_) => self.fixed_host.clone(),
+            }
+            .unwrap_or_else(|| dest.authority_value.clone());
+            // HTTP/2 carries the host in :authority, taken from the URI.
+            let authority = match dest.h2 {
+                true => http::uri::Authority::try_from(host.as_bytes()).ok(),
+                false => None,
+            }
+            .unwrap_or_else(|| dest.authority.clone());
+            let uri = Uri::builder()
+                .scheme(dest.scheme.clone())
+                .authority(authority)
+                .path_and_query(path.clone())
+                .build();
+            let Ok(uri) = uri else {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "the request target cannot be forwarded",
                 );
             };
-            let mut out = Request::new(match body.take() {
-                Some(b) => b,
-                None => body::empty(),
-            });
+            let mut out = Request::new(body.take().unwrap_or_else(body::empty));
             *out.method_mut() = method.clone();
             *out.uri_mut() = uri;
-            *out.version_mut() = if h2 {
+            *out.version_mut() = if dest.h2 {
                 Version::HTTP_2
             } else {
                 Version::HTTP_11
             };
-            *out.headers_mut() = headers.clone();
-            if let (Some(host), false) = (host, h2) {
+            // The headers are kept for another attempt only when there can be one.
+            *out.headers_mut() = match retryable {
+                true => headers.clone(),
+                false => std::mem::take(&mut headers),
+            };
+            if !dest.h2 {
                 out.headers_mut().insert(header::HOST, host);
             }
             let guard = upstream.start_request();
-            let client = self.client(&upstream);
-            let sent = tokio::time::timeout(self.cfg.response_header_timeout, client.request(out));
-            let failure = match sent.await {
+            let sent =
+                tokio::time::timeout(self.cfg.response_header_timeout, dest.client.request(out));
+            let (status, why) = match sent.await {
                 Ok(Ok(mut resp)) => {
                     self.passive_result(&upstream, Some(resp.status()));
                     let tunnel = match (resp.status(), upgrade.take()) {
@@ -287,10 +318,11 @@ impl Proxy {
                             let upstream_side = hyper::upgrade::on(&mut resp);
                             let done = tokio_util::sync::CancellationToken::new();
                             let label = upstream.label.clone();
+                            let (client_side, permit) = (up.client_side, up.permit);
                             upgrade::tunnel(
-                                up.client_side,
+                                client_side,
                                 upstream_side,
-                                up.permit,
+                                permit,
                                 label,
                                 done.clone(),
                             );
@@ -298,27 +330,22 @@ impl Proxy {
                         }
                         _ => None,
                     };
-                    let mut resp = self.response(resp, guard, pick.set_cookie);
-                    if let Some((tunnel, h2)) = tunnel {
-                        if h2 {
-                            // RFC 8441: HTTP/2 accepts an extended CONNECT with a 200.
-                            *resp.status_mut() = StatusCode::OK;
-                            let headers = resp.headers_mut();
-                            for name in [header::UPGRADE, header::CONNECTION] {
-                                headers.remove(name);
-                            }
-                            headers.remove(header::SEC_WEBSOCKET_ACCEPT);
-                        }
-                        resp.extensions_mut().insert(tunnel);
-                    }
-                    return resp;
+                    return self.response(resp, guard, pick.set_cookie, tunnel);
                 }
                 Ok(Err(e)) => {
                     self.passive_result(&upstream, None);
+                    let why = error_chain(&e);
+                    tracing::warn!(upstream = %upstream.label, "proxy: {why}");
                     let status = client_error_status(&e);
-                    tracing::warn!(upstream = %upstream.label, "proxy: {}", error_chain(&e));
-                    let can_retry = e.is_connect() && retryable;
-                    (status, can_retry, error_chain(&e))
+                    if e.is_connect()
+                        && retryable
+                        && tried.len() <= self.cfg.retries as usize
+                        && started.elapsed() < self.cfg.retry_timeout
+                    {
+                        failed = Some(failure_page(status, why));
+                        continue;
+                    }
+                    (status, why)
                 }
                 Err(_) => {
                     self.passive_result(&upstream, None);
@@ -327,43 +354,61 @@ impl Proxy {
                         self.cfg.response_header_timeout
                     );
                     tracing::warn!(upstream = %upstream.label, "proxy: {why}");
-                    (StatusCode::GATEWAY_TIMEOUT, false, why)
+                    (StatusCode::GATEWAY_TIMEOUT, why)
                 }
             };
-            let (status, can_retry, why) = failure;
-            let message = match status {
-                StatusCode::GATEWAY_TIMEOUT => format!("the upstream timed out ({why})"),
-                StatusCode::BAD_GATEWAY => format!("the upstream could not be reached ({why})"),
-                _ => why,
-            };
-            last_error = Some(error(status, &message));
-            let attempts = tried.len() as u32;
-            if !can_retry
-                || attempts > self.cfg.retries
-                || started.elapsed() >= self.cfg.retry_timeout
-            {
-                return last_error.unwrap_or_else(|| self.all_down(list.len()));
-            }
+            return failure_page(status, why);
         }
+    }
+
+    /// The path and query sent upstream: the request's own (shared, not copied) unless
+    /// `strip_prefix` / `add_prefix` change it; `None` if the result is not a valid target.
+    fn path(&self, uri: &Uri) -> Option<http::uri::PathAndQuery> {
+        let original = uri.path_and_query();
+        if self.cfg.strip_prefix.is_none() && self.cfg.add_prefix.is_none() {
+            return Some(
+                original
+                    .cloned()
+                    .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+            );
+        }
+        let path = forward::rewrite_path(
+            original.map_or("/", |p| p.as_str()),
+            self.cfg.strip_prefix.as_deref(),
+            self.cfg.add_prefix.as_deref(),
+        );
+        http::uri::PathAndQuery::try_from(path).ok()
     }
 
     /// The upstream's response, on its way back: hop-by-hop headers removed, the body
     /// streamed with the idle timeout.
+    /// With a `tunnel`, the 101 keeps its `Upgrade` for an HTTP/1.1 client, and becomes a
+    /// 200 for an HTTP/2 one (RFC 8441).
     fn response(
         &self,
         resp: Response<hyper::body::Incoming>,
         guard: upstream::InFlight,
         set_cookie: Option<HeaderValue>,
+        tunnel: Option<(Tunnel, bool)>,
     ) -> Response<Body> {
         let (mut parts, incoming) = resp.into_parts();
-        let upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS;
         let upgrade = parts.headers.get(header::UPGRADE).cloned();
         forward::strip_hop_by_hop(&mut parts.headers);
-        if let (true, Some(protocol)) = (upgraded, upgrade) {
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            parts.headers.insert(header::UPGRADE, protocol);
+        match (&tunnel, upgrade) {
+            (Some((_, true)), _) => {
+                parts.status = StatusCode::OK;
+                parts.headers.remove(header::SEC_WEBSOCKET_ACCEPT);
+            }
+            (Some((_, false)), Some(protocol)) => {
+                parts
+                    .headers
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                parts.headers.insert(header::UPGRADE, protocol);
+            }
+            _ => {}
+        }
+        if let Some((tunnel, _)) = tunnel {
+            parts.extensions.insert(tunnel);
         }
         if let Some(cookie) = set_cookie {
             parts.headers.append(header::SET_COOKIE, cookie);
@@ -434,6 +479,14 @@ pub fn label(target: &UpstreamTarget) -> String {
     }
 }
 
+/// The scheme of a TCP upstream (`None` for unix sockets).
+fn scheme_of(target: &UpstreamTarget) -> Option<UpstreamScheme> {
+    match target {
+        UpstreamTarget::Tcp { scheme, .. } => Some(*scheme),
+        UpstreamTarget::Unix(_) => None,
+    }
+}
+
 /// `host:port` of a TCP upstream (IPv6 in brackets); `localhost` for unix sockets.
 fn authority(target: &UpstreamTarget) -> String {
     match target {
@@ -482,6 +535,16 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = err.source();
     }
     text
+}
+
+/// The answer to a failed attempt: 504 or 502 saying what happened upstream.
+fn failure_page(status: StatusCode, why: String) -> Response<Body> {
+    let message = match status {
+        StatusCode::GATEWAY_TIMEOUT => format!("the upstream timed out ({why})"),
+        StatusCode::BAD_GATEWAY => format!("the upstream could not be reached ({why})"),
+        _ => why,
+    };
+    error(status, &message)
 }
 
 /// A plain-text error page that says what went wrong.
