@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use harrier::apps::Apps;
+use harrier::apps::{Apps, Supervisors};
 use harrier::config::{AppConfig, AppStart, Readiness, UpstreamTarget};
 use harrier::handlers::proxy::upstream::{SetStatus, Upstream, UpstreamSet};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -66,6 +66,34 @@ async fn until<T>(what: &str, within: Duration, mut check: impl FnMut() -> Optio
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Starts supervising `config` alone: its set and the supervisors.
+fn start_one(config: AppConfig) -> (Arc<UpstreamSet>, Supervisors) {
+    let apps = Apps::new(std::slice::from_ref(&config));
+    (apps.upstreams(&config.name).unwrap(), apps.start())
+}
+
+/// The reason the set was stopped for (rapid-fail protection), once it is.
+async fn stopped_reason(set: &UpstreamSet) -> String {
+    until(
+        "rapid-fail protection",
+        Duration::from_secs(20),
+        || match set.status() {
+            SetStatus::Stopped(why) => Some(why),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// Waits until none of `pids` runs any more.
+#[cfg(unix)]
+async fn gone(what: &str, within: Duration, pids: &[u32]) {
+    until(what, within, || {
+        pids.iter().all(|&p| !alive(p)).then_some(())
+    })
+    .await
 }
 
 /// The set's upstreams once it has `n`.
@@ -131,6 +159,11 @@ fn pid_of(body: &str) -> u32 {
     field(body, "pid").parse().unwrap()
 }
 
+/// The pids of the app and of its `sleep` child out of the fixture's `/` answer.
+fn pid_and_child(body: &str) -> (u32, u32) {
+    (pid_of(body), field(body, "child").parse().unwrap())
+}
+
 fn port_of(target: &UpstreamTarget) -> u16 {
     match target {
         UpstreamTarget::Tcp { port, .. } => *port,
@@ -162,11 +195,9 @@ async fn instances_get_a_port_and_the_environment() {
         config.instances = 2;
         env(&mut config, "GREETING", "hello");
         env(&mut config, "HARRIER_SOCKET", "/must/not/leak");
-        let apps = Apps::new(&[config]);
-        let set = apps.upstreams("web").unwrap();
-        assert_eq!(set.status(), SetStatus::Starting);
         let started = Instant::now();
-        let supervisors = apps.start();
+        let (set, supervisors) = start_one(config);
+        assert_eq!(set.status(), SetStatus::Starting);
         let list = ready(&set, 2).await;
         eprintln!(
             "two instances ready in {} ms",
@@ -224,9 +255,7 @@ async fn unix_socket_listen() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = app("sock", dir.path());
         config.listen = harrier::config::AppListen::Unix;
-        let apps = Apps::new(&[config]);
-        let set = apps.upstreams("sock").unwrap();
-        let supervisors = apps.start();
+        let (set, supervisors) = start_one(config);
         let up = ready(&set, 1).await.remove(0);
         let UpstreamTarget::Unix(path) = &up.target else {
             panic!("not a unix socket: {:?}", up.target);
@@ -254,10 +283,8 @@ async fn http_readiness_waits_for_the_health_path() {
         config.ready = Readiness::Http("/healthz".into());
         // The port accepts at once; the health path answers 503 for the first 700 ms.
         env(&mut config, "APP_HEALTH_DELAY_MS", "700");
-        let apps = Apps::new(&[config]);
-        let set = apps.upstreams("health").unwrap();
         let started = Instant::now();
-        let supervisors = apps.start();
+        let (set, supervisors) = start_one(config);
         let up = ready(&set, 1).await.remove(0);
         let took = started.elapsed();
         eprintln!("ready (HTTP) in {} ms", took.as_millis());
@@ -275,9 +302,7 @@ async fn a_crashed_instance_leaves_the_set_and_restarts_with_back_off() {
         let mut config = app("crashy", dir.path());
         config.restart_delay = Duration::from_millis(100);
         config.rapid_fail = None;
-        let apps = Apps::new(&[config]);
-        let set = apps.upstreams("crashy").unwrap();
-        let supervisors = apps.start();
+        let (set, supervisors) = start_one(config);
 
         let mut up = ready(&set, 1).await.remove(0);
         let mut pid = pid_of(&get_ok(&up.target, "/").await);
@@ -331,19 +356,9 @@ async fn rapid_fail_stops_the_app() {
         });
         env(&mut config, "APP_EXIT_AT_START", "3");
         env(&mut config, "APP_MARK_FILE", &mark.display().to_string());
-        let apps = Apps::new(&[config]);
-        let set = apps.upstreams("broken").unwrap();
         let started = Instant::now();
-        let supervisors = apps.start();
-        let why = until(
-            "rapid-fail protection",
-            Duration::from_secs(20),
-            || match set.status() {
-                SetStatus::Stopped(why) => Some(why),
-                _ => None,
-            },
-        )
-        .await;
+        let (set, supervisors) = start_one(config);
+        let why = stopped_reason(&set).await;
         eprintln!("stopped after {} ms: {why}", started.elapsed().as_millis());
         assert_eq!(
             why,
@@ -373,9 +388,7 @@ async fn first_request_start_waits_for_demand() {
         let mut config = app("lazy", dir.path());
         config.start = AppStart::FirstRequest;
         env(&mut config, "APP_MARK_FILE", &mark.display().to_string());
-        let apps = Apps::new(&[config]);
-        let set = apps.upstreams("lazy").unwrap();
-        let supervisors = apps.start();
+        let (set, supervisors) = start_one(config);
         // Nothing may happen without a request; give it the time a start would take.
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!mark.exists(), "started without a request");
@@ -405,9 +418,7 @@ async fn recycling_after_n_requests_is_overlapped() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = app("pool", dir.path());
         config.recycle.requests = Some(40);
-        let apps = Apps::new(&[config]);
-        let set = apps.upstreams("pool").unwrap();
-        let supervisors = apps.start();
+        let (set, supervisors) = start_one(config);
         ready(&set, 1).await;
 
         // Clients behave like the proxy: take the current list, count the request on the
@@ -463,10 +474,10 @@ async fn recycling_after_n_requests_is_overlapped() {
         })
         .await;
         #[cfg(unix)]
-        until(
+        gone(
             "the first instance to be stopped",
             Duration::from_secs(10),
-            || (!alive(first)).then_some(()),
+            &[first],
         )
         .await;
         #[cfg(not(unix))]
@@ -509,8 +520,7 @@ async fn shutdown_stops_the_whole_process_group() {
             if name == "polite" {
                 get_ok(&up.target, "/spawn").await;
             }
-            let body = get_ok(&up.target, "/").await;
-            let (pid, child) = (pid_of(&body), field(&body, "child").parse::<u32>().unwrap());
+            let (pid, child) = pid_and_child(&get_ok(&up.target, "/").await);
             assert!(child != 0 && alive(pid) && alive(child));
             pids.extend([pid, child]);
         }
@@ -524,10 +534,10 @@ async fn shutdown_stops_the_whole_process_group() {
         // In parallel: the stubborn app's 700 ms, not the sum, and not the polite app's 5 s.
         assert!(took >= Duration::from_millis(700), "{took:?}");
         assert!(took < Duration::from_millis(3000), "{took:?}");
-        until(
+        gone(
             "every process of both groups to be gone",
             Duration::from_secs(5),
-            || pids.iter().all(|&p| !alive(p)).then_some(()),
+            &pids,
         )
         .await;
     })
@@ -541,19 +551,15 @@ async fn dropping_the_supervisors_kills_the_group() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = app("dropped", dir.path());
         env(&mut config, "APP_SPAWN_CHILD", "1");
-        let apps = Apps::new(&[config]);
-        let supervisors = apps.start();
-        let up = ready(&apps.upstreams("dropped").unwrap(), 1)
-            .await
-            .remove(0);
-        let body = get_ok(&up.target, "/").await;
-        let (pid, child) = (pid_of(&body), field(&body, "child").parse::<u32>().unwrap());
-        assert!(alive(pid) && alive(child));
+        let (set, supervisors) = start_one(config);
+        let up = ready(&set, 1).await.remove(0);
+        let (pid, child) = pid_and_child(&get_ok(&up.target, "/").await);
+        assert!(child != 0 && alive(pid) && alive(child));
         drop(supervisors);
-        until(
+        gone(
             "the app and its child to be killed",
             Duration::from_secs(5),
-            || (!alive(pid) && !alive(child)).then_some(()),
+            &[pid, child],
         )
         .await;
     })
@@ -604,6 +610,7 @@ impl Harrier {
             .arg(dir.path())
             .env_remove("HARRIER_CONFIG")
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -685,10 +692,10 @@ async fn the_app_dies_with_a_killed_harrier() {
         // SIGKILL: harrier cannot clean up; the kernel kills the app (PR_SET_PDEATHSIG).
         harrier.child.kill().unwrap();
         harrier.child.wait().unwrap();
-        until(
+        gone(
             "the app to die with harrier",
             Duration::from_secs(5),
-            || (!alive(pid)).then_some(()),
+            &[pid],
         )
         .await;
     })
@@ -720,7 +727,14 @@ async fn harrier_stops_its_apps_on_sigterm() {
         for child in grandchildren {
             assert!(!alive(child), "the app's child {child} outlived harrier");
         }
-        assert!(harrier.log().contains("stopped"), "{}", harrier.log());
+        // Stopped politely (the fixture honours SIGTERM), not killed after stop_timeout.
+        let log = harrier.log();
+        let tag = format!("pid={pid}");
+        assert!(
+            log.lines()
+                .any(|l| l.contains("stopped (") && l.contains(&tag) && !l.contains("killed")),
+            "no polite stop of pid {pid} in the log:\n{log}"
+        );
     })
     .await
 }
@@ -745,16 +759,7 @@ async fn start_timeouts_and_spawn_failures_count_as_crashes() {
         let apps = Apps::new(&[slow, missing]);
         let supervisors = apps.start();
         for name in ["slow", "missing"] {
-            let set = apps.upstreams(name).unwrap();
-            let why = until(
-                "rapid-fail protection",
-                Duration::from_secs(20),
-                || match set.status() {
-                    SetStatus::Stopped(why) => Some(why),
-                    _ => None,
-                },
-            )
-            .await;
+            let why = stopped_reason(&apps.upstreams(name).unwrap()).await;
             assert!(
                 why.starts_with(&format!("app {name} stopped after 2 crashes")),
                 "{why}"
@@ -799,10 +804,7 @@ async fn recycling_on_age_and_memory() {
             );
             assert_ne!(pid_of(&get_ok(&next.target, "/").await), pid);
             #[cfg(unix)]
-            until("the old instance to stop", Duration::from_secs(10), || {
-                (!alive(pid)).then_some(())
-            })
-            .await;
+            gone("the old instance to stop", Duration::from_secs(10), &[pid]).await;
         }
         supervisors.shutdown().await;
     })
