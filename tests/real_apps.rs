@@ -15,35 +15,19 @@ use std::time::Duration;
 
 use common::*;
 
-/// The gunicorn to use; `None` (skip) only when nobody asked for it.
-fn gunicorn() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("HARRIER_TEST_GUNICORN") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.exists(),
-            "HARRIER_TEST_GUNICORN={} does not exist",
-            path.display()
-        );
-        return Some(path);
-    }
-    let home = std::env::var_os("HOME")?;
-    let path = PathBuf::from(home).join(".cache/harrier-py/bin/gunicorn");
-    if path.exists() {
-        return Some(path);
-    }
-    eprintln!("skipping: gunicorn + httpbin not installed (see .ci/run)");
-    None
-}
-
-/// Polls `addr` until it accepts a connection (bounded by `STEP`).
-async fn wait_listening(addr: std::net::SocketAddr) {
-    tokio::time::timeout(STEP, async {
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
+/// Polls `check` every 50 ms until it holds; panics with `what` after `within`.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    tokio::time::timeout(within, async {
+        while !check().await {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await
-    .expect("gunicorn did not start listening");
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
 /// Headers that legitimately differ between a direct and a proxied response.
@@ -83,7 +67,10 @@ async fn httpbin_behind_the_proxy_answers_byte_for_byte_as_it_does_directly() {
         .kill_on_drop(true)
         .spawn()
         .expect("start gunicorn");
-    wait_listening(addr).await;
+    eventually("gunicorn to listen", STEP, || async {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
     let toml = format!(
         r#"
 [server]
@@ -238,20 +225,17 @@ stop_timeout = "5s"
     for pid in &before {
         unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
     }
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
+    eventually(
+        "the app to be restarted and answer again",
+        Duration::from_secs(30),
+        || async {
             let now = pids_with(&marker);
-            if !now.is_empty()
+            !now.is_empty()
                 && now.iter().all(|p| !before.contains(p))
                 && ok(client.clone(), server.url("/get")).await
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the app was restarted and answers again");
+        },
+    )
+    .await;
     let good = load.await.unwrap();
     assert!(good > 0, "the request loop got answers");
 
@@ -260,13 +244,10 @@ stop_timeout = "5s"
         .await
         .unwrap()
         .unwrap();
-    tokio::time::timeout(STEP, async {
-        while !pids_with(&marker).is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    eventually("no app process to outlive harrier", STEP, || async {
+        pids_with(&marker).is_empty()
     })
-    .await
-    .expect("no app process outlives harrier");
+    .await;
 }
 
 /// A program the tests need: `$VAR` when set (CI sets it: it must exist), else `fallback`
@@ -286,14 +267,27 @@ fn tool(var: &str, fallback: Option<PathBuf>) -> Option<PathBuf> {
     }
 }
 
+/// A program of the virtualenv `.ci/run` sets up (`~/.cache/harrier-py`).
+fn venv(program: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    Some(
+        PathBuf::from(home)
+            .join(".cache/harrier-py/bin")
+            .join(program),
+    )
+}
+
+/// gunicorn, with httpbin in its virtualenv.
+fn gunicorn() -> Option<PathBuf> {
+    tool("HARRIER_TEST_GUNICORN", venv("gunicorn"))
+}
+
 fn node() -> Option<PathBuf> {
     tool("HARRIER_TEST_NODE", Some(PathBuf::from("/usr/bin/node")))
 }
 
 fn uvicorn() -> Option<PathBuf> {
-    let venv = std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".cache/harrier-py/bin/uvicorn"));
-    tool("HARRIER_TEST_UVICORN", venv)
+    tool("HARRIER_TEST_UVICORN", venv("uvicorn"))
 }
 
 fn fixture(name: &str) -> String {
