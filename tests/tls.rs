@@ -134,6 +134,70 @@ async fn tls_versions_are_enforced() {
     );
 }
 
+/// The server's order decides the cipher suite: AES-128-GCM first (SHA-256 key schedule with
+/// hardware help, faster bulk cipher) even when the client asks for AES-256 or ChaCha20 first;
+/// a client offering only AES-256 still gets it. TLS 1.2 follows the same order.
+#[tokio::test]
+async fn the_server_prefers_aes_128_gcm_whatever_the_client_order() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    use rustls::CipherSuite as S;
+    let ca = Ca::new("Suites CA");
+    let dir = site(&ca, &["a.test"]);
+    let server = serve(dir.path(), &https_endpoint(""), None).await;
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let cases = [
+        (
+            vec![cs::TLS13_AES_256_GCM_SHA384, cs::TLS13_AES_128_GCM_SHA256],
+            S::TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            vec![
+                cs::TLS13_CHACHA20_POLY1305_SHA256,
+                cs::TLS13_AES_128_GCM_SHA256,
+            ],
+            S::TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            vec![cs::TLS13_AES_256_GCM_SHA384],
+            S::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            vec![
+                cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ],
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+    ];
+    for (offered, expected) in cases {
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: offered.clone(),
+            ..rustls::crypto::aws_lc_rs::default_provider()
+        };
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let handshake = async {
+            let tcp = tokio::net::TcpStream::connect(server.addr()).await?;
+            let name = rustls_pki_types::ServerName::try_from("a.test").unwrap();
+            connector.connect(name, tcp).await
+        };
+        let tls = tokio::time::timeout(STEP, handshake)
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        let suite = tls.get_ref().1.negotiated_cipher_suite().expect("a suite");
+        assert_eq!(suite.suite(), expected, "client offered {offered:?}");
+    }
+}
+
 /// Rewrites the PKCS#8 key `path` in its traditional form (PKCS#1 for RSA, SEC1 for EC) with
 /// the openssl command, and checks that it now carries `label`.
 fn to_traditional(path: &Path, label: &str) {

@@ -252,6 +252,8 @@ http {{
     listen 127.0.0.1:{ports['https']} ssl http2;
     ssl_certificate {crt};
     ssl_certificate_key {key};
+    # nginx 1.22 defaults to TLS 1.0-1.2; harrier negotiates TLS 1.3, so nginx must offer it too.
+    ssl_protocols TLSv1.2 TLSv1.3;
     root {site};
     location = /13.txt {{ default_type text/plain; return 200 "Hello, World!"; }}
   }}
