@@ -1,7 +1,9 @@
 //! hyper connection builders configured once from `[limits]`.
 
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
+
+use super::h2_batch::StreamExecutor;
 
 use crate::config::Config;
 
@@ -10,7 +12,7 @@ pub struct Builders {
     /// HTTP/1.1.
     pub h1: http1::Builder,
     /// HTTP/2.
-    pub h2: http2::Builder<TokioExecutor>,
+    pub h2: http2::Builder<StreamExecutor>,
 }
 
 /// hyper's HTTP/1.1 header array size when `max_headers` is not set.
@@ -44,7 +46,7 @@ impl Builders {
         }
 
         let h2l = &limits.http2;
-        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        let mut h2 = http2::Builder::new(StreamExecutor);
         h2.timer(TokioTimer::new())
             .max_concurrent_streams(h2l.max_streams_per_connection)
             .header_table_size(h2l.header_table_size)

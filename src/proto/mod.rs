@@ -5,6 +5,7 @@
 //! its keep-alive timeout asks for a close, or the server drains.
 
 mod builders;
+mod h2_batch;
 pub mod h3;
 mod sniff;
 
@@ -99,19 +100,21 @@ pub async fn serve_connection<S>(
     }
     let shared = ConnShared::new();
     let head_limits = (!is_h2).then_some(ctx.head_limits);
-    let io = TokioIo::new(ConnIo::new(
+    let io = ConnIo::new(
         stream,
         prefix,
         Arc::clone(&shared),
         ctx.io_limits,
         head_limits,
-    ));
+    );
     let service = Entry::new(Arc::clone(&ctx.app), Arc::clone(&shared), Arc::new(conn));
     // Boxed separately so an HTTP/1.1 connection does not carry the size of an HTTP/2 one.
     if is_h2 {
+        let io = TokioIo::new(h2_batch::Corked::new(io));
         let conn = ctx.builders.h2.serve_connection(io, service);
-        Box::pin(drive(conn, &shared, &ctx)).await;
+        Box::pin(drive(h2_batch::Batched::new(conn), &shared, &ctx)).await;
     } else {
+        let io = TokioIo::new(io);
         // Upgrades (WebSocket through the proxy) need the connection handed over after a 101.
         let conn = ctx
             .builders
@@ -136,6 +139,12 @@ where
 {
     fn drain(self: Pin<&mut Self>) {
         self.graceful_shutdown();
+    }
+}
+
+impl<C: Drain> Drain for h2_batch::Batched<C> {
+    fn drain(self: Pin<&mut Self>) {
+        self.conn().drain();
     }
 }
 

@@ -42,6 +42,11 @@ struct Slot {
     checked: Instant,
     /// Nanoseconds since `epoch` of the last hit, for eviction.
     used: AtomicU64,
+    /// Nanoseconds since `epoch` (plus one, 0 = none) when a caller took on revalidating this
+    /// stale entry; until it answers, or `revalidate_after` passes, others use the entry as
+    /// fresh. Without it every request arriving during one check checked too: hundreds of
+    /// `canonicalize` calls per second under load, each on the blocking pool.
+    claimed: AtomicU64,
 }
 
 /// A cache answer.
@@ -76,24 +81,44 @@ impl FileCache {
         let slot = inner.map.get(key)?;
         slot.used.store(self.tick(now), Ordering::Relaxed);
         let value = slot.value.clone();
-        if now.saturating_duration_since(slot.checked) < self.revalidate_after {
+        if now.saturating_duration_since(slot.checked) < self.revalidate_after
+            || !self.claim(slot, now)
+        {
             Some(Hit::Fresh(value))
         } else {
             Some(Hit::Stale(value))
         }
     }
 
+    /// Takes on revalidating a stale `slot`: false if another caller did within
+    /// `revalidate_after`.
+    fn claim(&self, slot: &Slot, now: Instant) -> bool {
+        let tick = self.tick(now) + 1;
+        let window = u64::try_from(self.revalidate_after.as_nanos()).unwrap_or(u64::MAX);
+        let claimed = slot.claimed.load(Ordering::Relaxed);
+        if claimed != 0 && tick.saturating_sub(claimed) < window {
+            return false;
+        }
+        slot.claimed
+            .compare_exchange(claimed, tick, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Stores the answer for `key`, checked just now, and evicts if over budget.
     pub fn insert(&self, key: &str, value: Resolved) {
+        self.insert_checked_at(key, value, Instant::now());
+    }
+
+    fn insert_checked_at(&self, key: &str, value: Resolved, now: Instant) {
         if !self.enabled {
             return;
         }
-        let now = Instant::now();
         let negative = matches!(value, Resolved::NotFound);
         let slot = Slot {
             value,
             checked: now,
             used: AtomicU64::new(self.tick(now)),
+            claimed: AtomicU64::new(0),
         };
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         if negative && inner.negative >= MAX_NEGATIVE && !inner.map.contains_key(key) {
@@ -201,9 +226,26 @@ mod tests {
         let always_check = FileCache::new(true, 1000, Duration::ZERO);
         always_check.insert("/a", file(10));
         assert!(matches!(always_check.get("/a"), Some(Hit::Stale(_))));
+        assert!(matches!(always_check.get("/a"), Some(Hit::Stale(_))));
         cache.remove("/a");
         assert!(cache.get("/a").is_none());
         assert_eq!(cache.stats(), (0, 0));
+    }
+
+    #[test]
+    fn one_caller_revalidates_a_stale_entry_while_others_use_it() {
+        let cache = FileCache::new(true, 1000, Duration::from_secs(60));
+        let long_ago = Instant::now() - Duration::from_secs(120);
+        cache.insert_checked_at("/a", file(10), long_ago);
+        assert!(matches!(cache.get("/a"), Some(Hit::Stale(_))));
+        for _ in 0..3 {
+            assert!(matches!(cache.get("/a"), Some(Hit::Fresh(_))));
+        }
+        // The check answered: a fresh entry, and the next stale one is claimed anew.
+        cache.insert("/a", file(10));
+        assert!(matches!(cache.get("/a"), Some(Hit::Fresh(_))));
+        cache.insert_checked_at("/a", file(10), long_ago);
+        assert!(matches!(cache.get("/a"), Some(Hit::Stale(_))));
     }
 
     #[test]
