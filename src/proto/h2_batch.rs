@@ -144,15 +144,24 @@ impl<C: Future> Future for Batched<C> {
 /// Polls a stream once; one that is not finished becomes a task. The no-op waker is never
 /// relied on: a pending stream is polled again by its task, with the task's waker.
 fn first_poll(mut stream: Stream) {
+    if poll_inline(stream.as_mut()).is_pending() {
+        tokio::spawn(stream);
+    }
+}
+
+/// Polls a request's future once on the caller's task, so that what it answers at once is
+/// sent together with its neighbours' answers instead of after a task switch each. `Pending`
+/// means the caller must spawn it (the no-op waker is never relied on: its task polls it
+/// again with a real one). A panic counts as finished, as a panicking task would: the request
+/// is dropped (its stream reset) and the connection carries on.
+pub(super) fn poll_inline<F: Future<Output = ()> + ?Sized>(fut: Pin<&mut F>) -> Poll<()> {
     let mut cx = Context::from_waker(Waker::noop());
-    match catch_unwind(AssertUnwindSafe(|| stream.as_mut().poll(&mut cx))) {
-        Ok(Poll::Ready(())) => {}
-        Ok(Poll::Pending) => {
-            tokio::spawn(stream);
+    match catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx))) {
+        Ok(poll) => poll,
+        Err(_) => {
+            tracing::error!("a request panicked; its stream was reset");
+            Poll::Ready(())
         }
-        // As a panicking task would: the stream is dropped (hyper resets it), the connection
-        // and its other streams carry on.
-        Err(_) => tracing::error!("an HTTP/2 stream panicked; it was reset"),
     }
 }
 
