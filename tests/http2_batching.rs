@@ -143,11 +143,7 @@ async fn answers_to_requests_read_together_leave_together() {
     std::fs::write(dir.path().join("1k.bin"), &kib).unwrap();
     let server = serve(dir.path(), &https_endpoint(""), None).await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls_pki_types::pem::PemObject;
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
+    let roots = ca.rustls_roots();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

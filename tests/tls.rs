@@ -144,11 +144,7 @@ async fn the_server_prefers_aes_128_gcm_whatever_the_client_order() {
     let ca = Ca::new("Suites CA");
     let dir = site(&ca, &["a.test"]);
     let server = serve(dir.path(), &https_endpoint(""), None).await;
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls_pki_types::pem::PemObject;
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
+    let roots = ca.rustls_roots();
     let cases = [
         (
             vec![cs::TLS13_AES_256_GCM_SHA384, cs::TLS13_AES_128_GCM_SHA256],

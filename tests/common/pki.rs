@@ -75,6 +75,16 @@ impl Ca {
         self.issuer.pem()
     }
 
+    /// The CA certificate as a rustls trust store, for tests that drive TLS themselves.
+    pub fn rustls_roots(&self) -> rustls::RootCertStore {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.pem().as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        roots
+    }
+
     /// The CA certificate as a reqwest trust root.
     pub fn root(&self) -> reqwest::Certificate {
         reqwest::Certificate::from_pem(self.pem().as_bytes()).expect("CA certificate")
