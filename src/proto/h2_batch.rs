@@ -18,9 +18,8 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -107,8 +106,8 @@ impl<C: Future> Future for Batched<C> {
         let mut rounds = 0;
         loop {
             rounds += 1;
-            // The last pass (nothing new to run, or out of rounds) flushes for real.
-            let flush_pass = DEFERRED.get() && rounds > 1;
+            // A pass after one that deferred its flush runs uncorked: its flush writes.
+            let flush_pass = DEFERRED.replace(false);
             CORKED.set(!flush_pass);
             let outer = ACCEPTED.replace(Some(std::mem::take(this.spare)));
             let result = this.conn.as_mut().poll(cx);
@@ -121,9 +120,6 @@ impl<C: Future> Future for Batched<C> {
             *this.spare = batch;
             if result.is_ready() {
                 return result;
-            }
-            if flush_pass {
-                DEFERRED.set(false);
             }
             match (accepted, DEFERRED.get()) {
                 // Their answers are queued in the connection: another pass writes them.
@@ -144,24 +140,8 @@ impl<C: Future> Future for Batched<C> {
 /// Polls a stream once; one that is not finished becomes a task. The no-op waker is never
 /// relied on: a pending stream is polled again by its task, with the task's waker.
 fn first_poll(mut stream: Stream) {
-    if poll_inline(stream.as_mut()).is_pending() {
+    if super::poll_inline(stream.as_mut()).is_pending() {
         tokio::spawn(stream);
-    }
-}
-
-/// Polls a request's future once on the caller's task, so that what it answers at once is
-/// sent together with its neighbours' answers instead of after a task switch each. `Pending`
-/// means the caller must spawn it (the no-op waker is never relied on: its task polls it
-/// again with a real one). A panic counts as finished, as a panicking task would: the request
-/// is dropped (its stream reset) and the connection carries on.
-pub(super) fn poll_inline<F: Future<Output = ()> + ?Sized>(fut: Pin<&mut F>) -> Poll<()> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx))) {
-        Ok(poll) => poll,
-        Err(_) => {
-            tracing::error!("a request panicked; its stream was reset");
-            Poll::Ready(())
-        }
     }
 }
 
@@ -208,8 +188,9 @@ impl<T: AsyncWrite> Corked<T> {
         result
     }
 
-    /// Makes room: while corked, appends (writing the buffer out first when past the limit);
-    /// otherwise `None`, and the caller writes through.
+    /// Whether a write of `len` bytes is appended: yes while corked, and while bytes of a
+    /// corked pass still wait (they must leave first); past the limit the buffer is written
+    /// out first. `None`: the caller writes through.
     fn poll_append(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -245,25 +226,11 @@ impl<T: AsyncRead> AsyncRead for Corked<T> {
 
 impl<T: AsyncWrite> AsyncWrite for Corked<T> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.as_mut().poll_append(cx, data.len()) {
-            None => self.project().inner.poll_write(cx, data),
-            Some(Poll::Ready(Ok(()))) => {
-                let this = self.project();
-                let n = data
-                    .len()
-                    .min(CORK_LIMIT.saturating_sub(this.buf.len()))
-                    .max(1);
-                let n = n.min(data.len());
-                this.buf.extend_from_slice(&data[..n]);
-                Poll::Ready(Ok(n))
-            }
-            Some(Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
-            Some(Poll::Pending) => Poll::Pending,
-        }
+        self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
 
     fn poll_write_vectored(
@@ -276,21 +243,17 @@ impl<T: AsyncWrite> AsyncWrite for Corked<T> {
             None => self.project().inner.poll_write_vectored(cx, bufs),
             Some(Poll::Ready(Ok(()))) => {
                 let this = self.project();
-                let mut room = CORK_LIMIT.saturating_sub(this.buf.len()).max(1);
+                let mut room = CORK_LIMIT.saturating_sub(this.buf.len());
                 let mut n = 0;
                 for b in bufs {
                     let take = b.len().min(room);
                     this.buf.extend_from_slice(&b[..take]);
                     n += take;
                     room -= take;
-                    if room == 0 {
-                        break;
-                    }
                 }
                 Poll::Ready(Ok(n))
             }
-            Some(Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
-            Some(Poll::Pending) => Poll::Pending,
+            Some(other) => other.map_ok(|()| 0),
         }
     }
 

@@ -125,6 +125,23 @@ pub async fn serve_connection<S>(
     }
 }
 
+/// Polls a request's future once on the caller's task, so that what it answers at once is
+/// sent together with its neighbours' answers instead of after a task switch each. `Pending`
+/// means the caller must spawn it (the no-op waker is never relied on: its task polls it
+/// again with a real one). A panic counts as finished, as a panicking task would: the request
+/// is dropped (its stream reset) and the connection carries on.
+fn poll_inline<F: Future<Output = ()> + ?Sized>(fut: Pin<&mut F>) -> Poll<()> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let poll = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(&mut cx)));
+    match poll {
+        Ok(poll) => poll,
+        Err(_) => {
+            tracing::error!("a request panicked; its stream was reset");
+            Poll::Ready(())
+        }
+    }
+}
+
 /// A hyper connection that can be asked to finish gracefully.
 trait Drain: Future {
     fn drain(self: Pin<&mut Self>);

@@ -197,7 +197,7 @@ async fn serve_connection(
                     }));
                     // Polled here first: the answers to the requests accepted in a row are
                     // then sent by the QUIC driver together, in fewer packets.
-                    if super::h2_batch::poll_inline(request.as_mut()).is_pending() {
+                    if super::poll_inline(request.as_mut()).is_pending() {
                         tracker.spawn(request);
                     }
                 }
