@@ -1,6 +1,7 @@
 //! `[[apps]]`: backend processes harrier starts, watches, restarts and recycles, which
 //! `app` handlers forward requests to.
 
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use super::units::{format_duration, format_size};
 
 /// How `command` is described in messages.
 const COMMAND: &str = "a list like [\"python\", \"app.py\"], or a program alone";
+/// For a `command` without a program, as an empty list or an empty string.
+const NO_PROGRAM: &str = "must name the program, e.g. command = [\"python\", \"app.py\"]";
 /// `start` values.
 const START: [&str; 2] = ["startup", "first_request"];
 /// `listen` values.
@@ -25,6 +28,8 @@ const RECYCLE: &str = "a table like { requests = 10000, memory = \"512MiB\", aft
      at = [\"03:00\"] }";
 /// How `env` is described in messages.
 const ENV: &str = "a table of environment variables, like { PYTHONUNBUFFERED = \"1\" }";
+/// How an item of `recycle.at` is described in messages.
+const TIME_OF_DAY: &str = "a time of day in UTC, \"HH:MM\" from \"00:00\" to \"23:59\"";
 /// The smallest `recycle.memory`: below it, every process would be recycled at once.
 const MIN_MEMORY: u64 = 1 << 20;
 /// The variables harrier sets to tell an instance where to listen.
@@ -161,7 +166,7 @@ fn command(t: &mut Section, f: &Field, base_dir: &Path) -> Option<Vec<String>> {
     }
     let items = t.check(f, f.items().map_err(|_| f.expected(COMMAND)))?;
     if items.is_empty() {
-        t.report(f.problem("must name the program, e.g. command = [\"python\", \"app.py\"]"));
+        t.report(f.problem(NO_PROGRAM));
         return None;
     }
     let mut command = Vec::with_capacity(items.len());
@@ -169,10 +174,8 @@ fn command(t: &mut Section, f: &Field, base_dir: &Path) -> Option<Vec<String>> {
         let arg = item.string().and_then(|arg| {
             if i == 0 && arg.trim().is_empty() {
                 Err("the program must not be empty".to_owned())
-            } else if arg.contains('\0') {
-                Err("must not contain a NUL character".to_owned())
             } else {
-                Ok(arg)
+                without_nul(arg)
             }
         });
         command.push(t.check(item, arg));
@@ -184,23 +187,29 @@ fn command(t: &mut Section, f: &Field, base_dir: &Path) -> Option<Vec<String>> {
 /// file is taken for a command line, which is not split.
 fn program_alone(program: &str, base_dir: &Path) -> Result<String, String> {
     if program.trim().is_empty() {
-        return Err("must name the program, e.g. command = [\"python\", \"app.py\"]".to_owned());
+        return Err(NO_PROGRAM.to_owned());
     }
-    if program.contains('\0') {
-        return Err("must not contain a NUL character".to_owned());
-    }
+    let program = without_nul(program.to_owned())?;
     let words: Vec<String> = program
         .split_whitespace()
         .map(|word| format!("{word:?}"))
         .collect();
-    if words.len() > 1 && !base_dir.join(program).is_file() {
+    if words.len() > 1 && !base_dir.join(&program).is_file() {
         return Err(format!(
             "one string is the program alone, without arguments: write the program and its \
              arguments as a list, e.g. command = [{}]",
             words.join(", ")
         ));
     }
-    Ok(program.to_owned())
+    Ok(program)
+}
+
+/// A program, argument or environment value: an OS string cannot hold a NUL.
+fn without_nul(text: String) -> Result<String, String> {
+    match text.contains('\0') {
+        true => Err("must not contain a NUL character".to_owned()),
+        false => Ok(text),
+    }
 }
 
 /// `env`: variable names (not empty, without "=") and string values, in file order.
@@ -229,10 +238,7 @@ fn env(t: &mut Section) -> Vec<(String, String)> {
             t.report(key_problem(&value, name_at, message));
             continue;
         }
-        let text = value.string().and_then(|text| match text.contains('\0') {
-            true => Err("must not contain a NUL character".to_owned()),
-            false => Ok(text),
-        });
+        let text = value.string().and_then(without_nul);
         env.extend(t.check(&value, text).map(|text| (name, text)));
     }
     env
@@ -346,20 +352,23 @@ fn times(r: &mut Section) -> Vec<u16> {
         return Vec::new();
     };
     let items = r.check(&f, f.items()).unwrap_or_default();
-    let mut times: Vec<u16> = Vec::new();
-    for item in items {
-        let time = item.string().and_then(|text| {
-            let minutes = time_of_day(&text).ok_or_else(|| {
-                item.expected("a time of day in UTC, \"HH:MM\" from \"00:00\" to \"23:59\"")
-            })?;
-            if times.contains(&minutes) {
-                return Err(format!("{text:?} is listed twice"));
-            }
-            Ok(minutes)
-        });
-        times.extend(r.check(&item, time));
+    let times = r.distinct_strings(items, |text| {
+        time_of_day(text)
+            .map(TimeOfDay)
+            .ok_or_else(|| format!("expected {TIME_OF_DAY}, found {text:?}"))
+    });
+    times.into_iter().map(|t| t.0).collect()
+}
+
+/// Minutes after midnight that display as written ("03:30"), so that a time listed twice
+/// is named the way the user wrote it.
+#[derive(PartialEq)]
+struct TimeOfDay(u16);
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&show_time(self.0))
     }
-    times
 }
 
 /// "HH:MM" as minutes after midnight.
