@@ -151,6 +151,21 @@ mod tests {
             ..sample(0, Duration::ZERO)
         };
         assert_eq!(due(&limits, scheduled), Some(Reason::Schedule(615)));
+
+        // Several limits reached at once: requests, then age, then schedule, then memory
+        // (the one that reads /proc comes last).
+        let all = |requests, age| Sample {
+            rss: &|| Some(300 * 1024 * 1024),
+            scheduled: Some((ten_fifteen(), 615)),
+            ..sample(requests, age)
+        };
+        let hour = Duration::from_secs(3600);
+        assert_eq!(due(&limits, all(10, hour)), Some(Reason::Requests(10)));
+        assert_eq!(due(&limits, all(0, hour)), Some(Reason::Age(hour)));
+        assert_eq!(
+            due(&limits, all(0, Duration::ZERO)),
+            Some(Reason::Schedule(615))
+        );
     }
 
     #[test]

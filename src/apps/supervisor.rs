@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use super::instance::{describe, Instance};
 use super::replace::Replace;
 use super::{process, readiness, recycle};
-use crate::config::{AppConfig, AppStart};
+use crate::config::{AppConfig, AppStart, Recycle};
 use crate::handlers::proxy;
 use crate::handlers::proxy::upstream::{SetStatus, Upstream, UpstreamSet};
 
@@ -297,6 +297,8 @@ impl AppCtx {
         let mut tick = tokio::time::interval_at((Instant::now() + CHECK_EVERY).into(), CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut not_before = Instant::now();
+        // Without recycling limits there is nothing to check: no wake-up every second.
+        let recycles = self.cfg.recycle != Recycle::default();
         loop {
             tokio::select! {
                 status = inst.wait() => {
@@ -304,7 +306,7 @@ impl AppCtx {
                     return Outcome::Exited(status);
                 }
                 _ = self.stop.cancelled() => return Outcome::Stop,
-                _ = tick.tick() => {}
+                _ = tick.tick(), if recycles => {}
             }
             if Instant::now() < not_before {
                 continue;
