@@ -6,19 +6,25 @@ use http::{HeaderValue, Response, StatusCode};
 
 use crate::body;
 use crate::pipeline::template::{Template, Vars};
-use crate::pipeline::{error_response, handler_fn, Handler, RouteCaptures};
+use crate::pipeline::{
+    client_ip, error_response, handler_fn, request_host, Handler, RouteCaptures,
+};
 
 /// A handler redirecting to `to` (rendered per request) with `status`.
 pub fn redirect(status: StatusCode, to: Template) -> Handler {
+    // The host and client address are copied out of the request only for a target that
+    // uses them.
+    let (needs_host, needs_client_ip) = (to.uses_host(), to.uses_client_ip());
     let to = Arc::new(to);
     handler_fn(move |req| {
         let captures = req
             .extensions()
             .get::<RouteCaptures>()
-            .map(|c| &c.0[..])
-            .unwrap_or(&[]);
-        let host = crate::pipeline::request_host(&req);
-        let client_ip = crate::pipeline::client_ip(&req).map(|ip| ip.to_string());
+            .map_or(&[][..], |c| &c.0[..]);
+        let host = needs_host.then(|| request_host(&req)).flatten();
+        let client_ip = needs_client_ip
+            .then(|| client_ip(&req).map(|ip| ip.to_string()))
+            .flatten();
         let vars = Vars {
             client_ip: client_ip.as_deref(),
             host: host.as_deref(),

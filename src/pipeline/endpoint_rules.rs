@@ -2,7 +2,10 @@
 //! HTTP to HTTPS, refuse a Host that differs from the TLS server name, and the HSTS and
 //! alt-svc response headers.
 
-use http::header::{HeaderValue, ALT_SVC, LOCATION, STRICT_TRANSPORT_SECURITY};
+use std::borrow::Cow;
+
+use http::header::{HeaderValue, ALT_SVC, HOST, LOCATION, STRICT_TRANSPORT_SECURITY};
+use http::uri::Authority;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use super::{error_response, ConnInfo};
@@ -10,15 +13,30 @@ use crate::body::{self, Body};
 
 /// The host a request is for (authority or Host header), lowercase, without the port.
 pub fn request_host<B>(req: &Request<B>) -> Option<String> {
+    host_of(req).map(Cow::into_owned)
+}
+
+/// [`request_host`] borrowed from the request when it is already lowercase (as clients
+/// send it): site selection and the endpoint rules run on every request, and need no copy.
+pub(super) fn host_of<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = match req.uri().authority() {
-        Some(a) => a.host().to_owned(),
+        Some(a) => a.host(),
         None => {
-            let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
-            let authority: http::uri::Authority = host.parse().ok()?;
-            authority.host().to_owned()
+            let header = req.headers().get(HOST)?.to_str().ok()?;
+            // Authority checks the syntax; the host is then cut out of the header itself
+            // (at the same offset), so that it borrows from the request.
+            let authority = Authority::try_from(header).ok()?;
+            let host = authority.host();
+            let start = host.as_ptr() as usize - authority.as_str().as_ptr() as usize;
+            header.get(start..start + host.len())?
         }
     };
-    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+    let host = raw.trim_end_matches('.');
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 /// Answers the request here when an endpoint rule applies: 301/308 to https, or 421.
@@ -28,7 +46,7 @@ pub fn answer<B>(conn: &ConnInfo, req: &Request<B>) -> Option<Response<Body>> {
     }
     if conn.endpoint.require_sni_host_match {
         let sni = conn.tls.as_ref().and_then(|t| t.sni.as_deref());
-        if let (Some(sni), Some(host)) = (sni, request_host(req)) {
+        if let (Some(sni), Some(host)) = (sni, host_of(req)) {
             if sni != host {
                 return Some(error_response(StatusCode::MISDIRECTED_REQUEST));
             }
@@ -38,13 +56,9 @@ pub fn answer<B>(conn: &ConnInfo, req: &Request<B>) -> Option<Response<Body>> {
 }
 
 fn redirect_to_https<B>(req: &Request<B>, port: u16) -> Response<Body> {
-    let Some(host) = request_host(req) else {
+    // An IPv6 host keeps its brackets (`[::1]`), as a URL needs them.
+    let Some(host) = host_of(req) else {
         return error_response(StatusCode::BAD_REQUEST);
-    };
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let location = if port == 443 {
@@ -67,13 +81,17 @@ fn redirect_to_https<B>(req: &Request<B>, port: u16) -> Response<Body> {
     resp
 }
 
-/// Adds the endpoint's HSTS (never for local hosts, which would pin browsers to https on
-/// every localhost port) and alt-svc headers.
-pub fn decorate(conn: &ConnInfo, host: Option<&str>, headers: &mut HeaderMap) {
-    if let Some(hsts) = &conn.endpoint.hsts {
-        if !host.is_none_or(is_local) {
-            headers.insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
-        }
+/// Whether the response to `req` gets the endpoint's HSTS header: never for local hosts,
+/// which would pin browsers to https on every localhost port. Asked before the request is
+/// handed on, so that its host need not be kept.
+pub fn wants_hsts<B>(conn: &ConnInfo, req: &Request<B>) -> bool {
+    conn.endpoint.hsts.is_some() && host_of(req).is_some_and(|host| !is_local(&host))
+}
+
+/// Adds the endpoint's HSTS header (when [`wants_hsts`] said so) and alt-svc header.
+pub fn decorate(conn: &ConnInfo, hsts: bool, headers: &mut HeaderMap) {
+    if let (true, Some(value)) = (hsts, &conn.endpoint.hsts) {
+        headers.insert(STRICT_TRANSPORT_SECURITY, value.clone());
     }
     if let Some(alt_svc) = &conn.endpoint.alt_svc {
         headers.insert(ALT_SVC, alt_svc.clone());
@@ -125,5 +143,25 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(request_host(&req).as_deref(), Some("[::1]"));
+        let with = |host: &str| Request::get("/x").header("host", host).body(()).unwrap();
+        // Already lowercase: borrowed from the header, no copy.
+        let req = with("user@a.example.:81");
+        assert!(matches!(host_of(&req), Some(Cow::Borrowed("a.example"))));
+        let req = with("A.Example");
+        assert!(matches!(host_of(&req), Some(Cow::Owned(h)) if h == "a.example"));
+        for bad in ["a b", "", "[::1"] {
+            assert_eq!(host_of(&with(bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn https_redirects_keep_one_pair_of_ipv6_brackets() {
+        let location = |host: &str, port| {
+            let req = Request::get("/a?b").header("host", host).body(()).unwrap();
+            let resp = redirect_to_https(&req, port);
+            resp.headers()[LOCATION].to_str().unwrap().to_owned()
+        };
+        assert_eq!(location("[::1]:8080", 8443), "https://[::1]:8443/a?b");
+        assert_eq!(location("Example.com", 443), "https://example.com/a?b");
     }
 }

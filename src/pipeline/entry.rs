@@ -118,13 +118,7 @@ where
             .is_ok()
             .then(|| endpoint_rules::answer(&conn, &req))
             .flatten();
-        // Only HSTS needs the host on the way out; don't pay for it otherwise.
-        let host = conn
-            .endpoint
-            .hsts
-            .is_some()
-            .then(|| endpoint_rules::request_host(&req))
-            .flatten();
+        let hsts = endpoint_rules::wants_hsts(&conn, &req);
         Box::pin(async move {
             let mut resp = match (checked, early) {
                 (Ok(()), Some(answer)) => answer,
@@ -148,7 +142,7 @@ where
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 guard.conn().mark_upgraded();
             }
-            endpoint_rules::decorate(&conn, host.as_deref(), resp.headers_mut());
+            endpoint_rules::decorate(&conn, hsts, resp.headers_mut());
             if app.add_server_header {
                 resp.headers_mut()
                     .insert(SERVER, HeaderValue::from_static("harrier"));

@@ -1,8 +1,6 @@
 //! From a parsed request to a response: the entry checks every protocol shares, then the
-//! handler that answers.
-//!
-//! Sites, routes and middleware stages plug in here; for now the pipeline is one terminal
-//! handler (static files from the app directory, or a handler given by an embedder).
+//! router: the site (by Host and endpoint), its stages, the first matching route's stages
+//! and its handler (or the site's static files).
 
 mod chain;
 mod endpoint_rules;

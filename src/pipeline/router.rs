@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{Request, StatusCode};
 
 use super::chain::{Chain, Middleware};
-use super::endpoint_rules::request_host;
+use super::endpoint_rules::host_of;
 use super::matcher::Matcher;
 use super::template::Template;
 use super::{error_response, handler_fn, ConnInfo, Handler, HandlerFuture};
@@ -32,7 +31,8 @@ pub struct BuildError {
     pub message: String,
 }
 
-/// The captures of the route that matched (`{1}`...), in the request's extensions.
+/// The captures of the route that matched (`{1}`...), in the request's extensions; absent
+/// when the route's path captured nothing.
 #[derive(Debug, Clone)]
 pub struct RouteCaptures(pub Vec<String>);
 
@@ -53,7 +53,11 @@ impl Routes {
     fn dispatch(&self, mut req: Request<Body>) -> HandlerFuture {
         for (matcher, chain) in &self.routes {
             if let Some(captures) = matcher.matches(&req) {
-                req.extensions_mut().insert(RouteCaptures(captures));
+                // No captures, no extension: readers take its absence as none, and an
+                // exact route costs no allocation.
+                if !captures.is_empty() {
+                    req.extensions_mut().insert(RouteCaptures(captures));
+                }
                 return chain.run(req);
             }
         }
@@ -159,7 +163,7 @@ impl Router {
             site.endpoints.is_empty()
                 || endpoint.is_some_and(|e| site.endpoints.iter().any(|s| s == e))
         };
-        let host = request_host(req);
+        let host = host_of(req);
         let by_host = host.as_deref().and_then(|h| {
             self.exact
                 .get(h)
@@ -222,14 +226,14 @@ fn build_site(i: usize, site: &SiteConfig, ctx: &BuildContext<'_>) -> Result<Sit
                 proxy_handler(proxy, cfg, &mut stages).map_err(err(what.clone()))?
             }
             HandlerConfig::App { app, proxy: cfg } => {
-                let set = ctx.apps.upstreams(app).ok_or_else(|| {
-                    err(what.clone())(format!("no [[apps]] entry is called {app:?}"))
-                })?;
+                let no_app = || err(what.clone())(format!("no [[apps]] entry is called {app:?}"));
                 let wait = ctx
                     .app_configs
                     .iter()
                     .find(|a| a.name == *app)
-                    .map_or(Duration::from_secs(30), |a| a.start_timeout);
+                    .ok_or_else(no_app)?
+                    .start_timeout;
+                let set = ctx.apps.upstreams(app).ok_or_else(no_app)?;
                 let proxy = Proxy::app(cfg, set, Arc::clone(&ctx.upgrades), wait, app)
                     .map_err(|e| err(what.clone())(e.to_string()))?;
                 proxy_handler(proxy, cfg, &mut stages).map_err(err(what.clone()))?

@@ -1,8 +1,6 @@
 //! Values with placeholders (`{client_ip}`, `{host}`, `{path}`, `{1}`...), parsed once at
 //! startup and filled per request without re-parsing.
 
-use std::fmt::Write as _;
-
 /// Splits `text` into literal runs and `{name}` placeholders, mapping each name with
 /// `placeholder`; a `{` without a closing `}` is literal text. The one scanner for every
 /// template syntax (header values, redirect targets, rewrite rules).
@@ -93,6 +91,16 @@ impl Template {
         self.parts.contains(&Part::RequestId)
     }
 
+    /// True when the template uses `{host}`.
+    pub fn uses_host(&self) -> bool {
+        self.parts.contains(&Part::Host)
+    }
+
+    /// True when the template uses `{client_ip}`.
+    pub fn uses_client_ip(&self) -> bool {
+        self.parts.contains(&Part::ClientIp)
+    }
+
     /// Fills the template. `{query}` becomes `?q` or nothing.
     pub fn render(&self, vars: &Vars<'_>) -> String {
         let mut out = String::new();
@@ -105,7 +113,8 @@ impl Template {
                 Part::Path => out.push_str(vars.path),
                 Part::Query => {
                     if let Some(q) = vars.query.filter(|q| !q.is_empty()) {
-                        let _ = write!(out, "?{q}");
+                        out.push('?');
+                        out.push_str(q);
                     }
                 }
                 Part::Capture(i) => {
@@ -138,6 +147,9 @@ mod tests {
             t.render(&vars),
             "https://example.com/new/a/b/c?x=1#r1-10.0.0.1"
         );
+        assert!(t.uses_host() && t.uses_client_ip() && t.uses_request_id());
+        let plain = Template::parse("/new/{1}{query}").unwrap();
+        assert!(!plain.uses_host() && !plain.uses_client_ip() && !plain.uses_request_id());
         assert!(Template::parse("{nope}").is_err());
         assert!(Template::parse("plain").unwrap().is_literal());
     }
