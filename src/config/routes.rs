@@ -6,7 +6,7 @@ use std::path::Path;
 use http::{Method, StatusCode};
 
 use super::model::StaticConfig;
-use super::reader::{in_range, Section};
+use super::reader::{in_range, Field, Section};
 use super::sections::{check_dir, static_options};
 use super::site_model::{HandlerConfig, PathPattern, RouteConfig, RouteMatch};
 use super::sites::CACHE_IS_GLOBAL;
@@ -17,7 +17,6 @@ const HANDLERS: Kinds = Kinds {
     what: "handler",
     available: &["static", "redirect", "respond", "proxy", "app"],
     later: &[],
-    later_why: "",
     missing: "every handler needs a type: static, redirect, respond, proxy or app",
 };
 
@@ -219,16 +218,20 @@ fn redirect(h: &mut Section, path: Option<&str>, captures: usize) -> Option<Hand
             });
             h.check(&f, to)
         });
-    let status = h.read("status", StatusCode::PERMANENT_REDIRECT, |f| {
-        let code = f.count()?;
-        if !REDIRECTS.contains(&code) {
-            return Err(format!(
-                "a redirect's status must be 301, 302, 303, 307 or 308, found {code}"
-            ));
-        }
-        status(code)
-    });
+    let status = h.read("status", StatusCode::PERMANENT_REDIRECT, redirect_status);
     Some(HandlerConfig::Redirect { status, to: to? })
+}
+
+/// A redirect's `status`: 301, 302, 303, 307 or 308 (a route's redirect handler, a rewrite
+/// rule's redirect action).
+pub(super) fn redirect_status(f: &Field) -> Result<StatusCode, String> {
+    let code = f.count()?;
+    if !REDIRECTS.contains(&code) {
+        return Err(format!(
+            "a redirect's status must be 301, 302, 303, 307 or 308, found {code}"
+        ));
+    }
+    status(code)
 }
 
 /// `type = "respond"`: `status` (200), `body` (empty) and `headers`.

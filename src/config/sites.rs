@@ -177,13 +177,7 @@ fn host_pattern(text: &str) -> Result<HostPattern, String> {
             "write host names without the final dot: \"{trimmed}\""
         ));
     }
-    let label_ok = |label: &str| {
-        (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if name.len() > 253 || !name.split('.').all(label_ok) {
+    if !is_host_name(name) {
         return Err(format!(
             "{text:?} is not a host name (labels of letters, digits, \"-\" and \"_\", \
              separated by dots)"
@@ -194,6 +188,18 @@ fn host_pattern(text: &str) -> Result<HostPattern, String> {
     } else {
         HostPattern::Exact(name.to_owned())
     })
+}
+
+/// A DNS name as hosts and upstreams write it: at most 253 bytes, in dot-separated labels
+/// of 1 to 63 letters, digits, `-` and `_` (the underscore for service names).
+pub(crate) fn is_host_name(name: &str) -> bool {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    name.len() <= 253 && name.split('.').all(label_ok)
 }
 
 /// A host pattern as it is written.

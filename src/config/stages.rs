@@ -16,8 +16,6 @@ pub(crate) struct Kinds {
     pub available: &'static [&'static str],
     /// Names that are planned but not built yet.
     pub later: &'static [&'static str],
-    /// Said after "... is not available yet".
-    pub later_why: &'static str,
     /// Said when `type` is missing.
     pub missing: &'static str,
 }
@@ -38,7 +36,6 @@ pub(crate) const STAGES: Kinds = Kinds {
         "request_filter",
     ],
     later: &["cache"],
-    later_why: "",
     missing: "every stage needs a type, e.g. type = \"headers\"",
 };
 
@@ -65,10 +62,7 @@ impl Kinds {
         }
         let what = self.what;
         if let Some(later) = known(self.later) {
-            return Err(format!(
-                "{what} \"{later}\" is not available yet{}",
-                self.later_why
-            ));
+            return Err(format!("{what} \"{later}\" is not available yet"));
         }
         let all: Vec<&str> = self.available.iter().chain(self.later).copied().collect();
         Err(match suggest(&name.to_ascii_lowercase(), &all) {
