@@ -3,35 +3,11 @@
 
 mod common;
 
+use std::net::SocketAddr;
+
 use common::*;
 use harrier::config::{self, LoadOptions};
 use harrier::Server;
-
-/// Starts a server from `toml` over `dir`, with endpoints taken from the TOML (port 0).
-async fn serve(
-    dir: &std::path::Path,
-    toml: &str,
-) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let opts = LoadOptions {
-        app_dir: dir.to_path_buf(),
-        listen: vec!["http://127.0.0.1:0".into()],
-        ..LoadOptions::default()
-    };
-    let cfg = config::load_str(toml, &dir.join("harrier.toml"), &opts).expect("config loads");
-    let bound = Server::from_config(cfg).bind().await.expect("bind");
-    let addr = bound.local_addrs()[0];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bound.serve(async move {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
-}
-
-fn write(dir: &std::path::Path, path: &str, body: &str) {
-    let p = dir.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
 
 const TWO_SITES: &str = r#"
 [[sites]]
@@ -75,15 +51,14 @@ request = { set = { "x-forwarded-host" = "{host}" } }
 response = { set = { "x-seen-host" = "{host}" }, remove = ["etag"] }
 "#;
 
-fn two_sites() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "app/index.html", "APP INDEX");
-    write(dir.path(), "app/main.js", "console.log(1)");
-    write(dir.path(), "docs/index.html", "DOCS");
-    dir
-}
+/// The site roots of [`TWO_SITES`].
+const FILES: [(&str, &[u8]); 3] = [
+    ("app/index.html", b"APP INDEX"),
+    ("app/main.js", b"console.log(1)"),
+    ("docs/index.html", b"DOCS"),
+];
 
-async fn get(addr: std::net::SocketAddr, host: &str, path: &str, extra: &str) -> String {
+async fn get(addr: SocketAddr, host: &str, path: &str, extra: &str) -> String {
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n");
     exchange(addr, req.as_bytes()).await
 }
@@ -101,8 +76,8 @@ fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn sites_are_chosen_by_host() {
-    let dir = two_sites();
-    let (addr, _stop) = serve(dir.path(), TWO_SITES).await;
+    let server = start(TWO_SITES, &FILES).await;
+    let addr = server.addr;
     let app = get(addr, "app.test", "/", "").await;
     assert_eq!(body(&app), "APP INDEX", "{app}");
     assert_eq!(header(&app, "x-site"), Some("app"));
@@ -121,16 +96,18 @@ async fn sites_are_chosen_by_host() {
 
 #[tokio::test]
 async fn unknown_host_can_be_404() {
-    let dir = two_sites();
     let toml = format!("[server]\nunknown_host = \"not_found\"\n{TWO_SITES}");
-    let (addr, _stop) = serve(dir.path(), &toml).await;
-    assert_eq!(status_of(&get(addr, "other.test", "/", "").await), 404);
+    let server = start(&toml, &FILES).await;
+    assert_eq!(
+        status_of(&get(server.addr, "other.test", "/", "").await),
+        404
+    );
 }
 
 #[tokio::test]
 async fn routes_match_in_order_with_methods_headers_and_captures() {
-    let dir = two_sites();
-    let (addr, _stop) = serve(dir.path(), TWO_SITES).await;
+    let server = start(TWO_SITES, &FILES).await;
+    let addr = server.addr;
     let health = get(addr, "app.test", "/healthz", "").await;
     assert_eq!((status_of(&health), body(&health)), (200, "ok"), "{health}");
     assert_eq!(
@@ -161,10 +138,11 @@ async fn routes_match_in_order_with_methods_headers_and_captures() {
 
 #[tokio::test]
 async fn the_pipeline_is_the_same_over_http2() {
-    let dir = two_sites();
-    let (addr, _stop) = serve(dir.path(), TWO_SITES).await;
+    let server = start(TWO_SITES, &FILES).await;
+    let addr = server.addr;
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
+        .timeout(STEP)
         .resolve("app.test", addr)
         .resolve("docs.test", addr)
         .build()
@@ -191,7 +169,6 @@ async fn the_pipeline_is_the_same_over_http2() {
 
 #[tokio::test]
 async fn site_stages_run_before_routes_are_matched() {
-    let dir = two_sites();
     let toml = r#"
 [[sites]]
 root = "app"
@@ -206,11 +183,88 @@ action = { type = "rewrite", url = "/v2/{R:1}" }
 path = "/v2/*"
 handler = { type = "respond", status = 200, body = "v2 route" }
 "#;
-    let (addr, _stop) = serve(dir.path(), toml).await;
-    let resp = get(addr, "any.test", "/legacy/thing", "").await;
+    let server = start(toml, &FILES).await;
+    let resp = get(server.addr, "any.test", "/legacy/thing", "").await;
     assert_eq!(
         body(&resp),
         "v2 route",
         "the rewritten path chose the route: {resp}"
     );
+}
+
+/// Serves `toml` on the endpoints it declares (`start` replaces them with one unnamed
+/// `--listen` endpoint, which no site can be bound to); their addresses in order.
+async fn start_endpoints(
+    toml: &str,
+) -> (
+    Vec<SocketAddr>,
+    tokio::sync::oneshot::Sender<()>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LoadOptions {
+        app_dir: dir.path().to_path_buf(),
+        ..LoadOptions::default()
+    };
+    let cfg = config::load_str(toml, &dir.path().join("harrier.toml"), &opts).unwrap();
+    let bound = Server::from_config(cfg).bind().await.unwrap();
+    let addrs = bound.local_addrs();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async move {
+        let _ = stopped.await;
+    }));
+    (addrs, stop, dir)
+}
+
+#[tokio::test]
+async fn sites_bound_to_endpoints_answer_only_there() {
+    let toml = r#"
+[[endpoints]]
+name = "public"
+url = "http://127.0.0.1:0"
+
+[[endpoints]]
+name = "admin"
+url = "http://127.0.0.1:0"
+
+[[sites]]
+hosts = ["app.test"]
+[[sites.routes]]
+handler = { type = "respond", body = "app" }
+
+[[sites]]
+hosts = ["ops.test"]
+endpoints = ["admin"]
+[[sites.routes]]
+handler = { type = "respond", body = "ops" }
+
+[[sites]]
+hosts = ["*"]
+endpoints = ["admin"]
+[[sites.routes]]
+handler = { type = "respond", body = "admin" }
+
+[[sites]]
+hosts = ["*"]
+endpoints = ["public"]
+[[sites.routes]]
+handler = { type = "respond", body = "public" }
+"#;
+    let (addrs, _stop, _dir) = start_endpoints(toml).await;
+    let [public, admin] = addrs[..] else {
+        panic!("two endpoints: {addrs:?}")
+    };
+    for (addr, host, expected) in [
+        // A site on every endpoint.
+        (public, "app.test", "app"),
+        (admin, "app.test", "app"),
+        // A host bound to one endpoint: elsewhere that endpoint's catch-all answers.
+        (admin, "ops.test", "ops"),
+        (public, "ops.test", "public"),
+        (admin, "other.test", "admin"),
+        (public, "other.test", "public"),
+    ] {
+        let resp = get(addr, host, "/", "").await;
+        assert_eq!(body(&resp), expected, "{host} on {addr}: {resp}");
+    }
 }
