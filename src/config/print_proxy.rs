@@ -6,7 +6,6 @@ use super::print::{or_keyword, quote, quote_path, strings, Printer};
 use super::print_sites::{header_rules, inline};
 use super::proxy::{show_host, show_policy};
 use super::proxy_model::*;
-use super::proxy_upstreams::show_target;
 use super::stage_forwarded_headers::nets;
 use super::units::{format_duration, format_size};
 
@@ -145,7 +144,7 @@ impl Printer {
 
 /// An upstream: its URL, or `{ url, weight }` when the weight is not 1.
 fn upstream(u: &UpstreamConfig) -> String {
-    let url = quote(&show_target(&u.target));
+    let url = quote(&u.target.to_string());
     match u.weight {
         1 => url,
         weight => format!("{{ url = {url}, weight = {weight} }}"),

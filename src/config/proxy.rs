@@ -119,7 +119,7 @@ fn options(h: &mut Section, tls: impl FnOnce(&mut Section) -> UpstreamTls) -> Pr
         narrow(in_range(f.count()?, 0, 10)?, u32::MAX)
     });
     let retry_timeout = h.read("retry_timeout", d.retry_timeout, timeout);
-    let passive_health = passive_health(h, d.passive_health);
+    let passive_health = passive_health(h);
     let health_check = health_check(h);
     let forwarded = forwarded(h, d.forwarded);
     let request_headers = rules(h, "request_headers");
@@ -311,17 +311,13 @@ pub(crate) fn show_host(host: &HostHeader) -> &str {
     }
 }
 
-/// `passive_health`: "off" or a table over the defaults `d`.
-fn passive_health(h: &mut Section, d: Option<PassiveHealth>) -> Option<PassiveHealth> {
+/// `passive_health`: "off" or a table over the defaults.
+fn passive_health(h: &mut Section) -> Option<PassiveHealth> {
+    let d = PassiveHealth::default();
     let Some(read) = h.off_or_table("passive_health", PASSIVE) else {
-        return d;
+        return Some(d);
     };
     let mut p = read?;
-    let d = d.unwrap_or(PassiveHealth {
-        max_failures: 1,
-        fail_duration: Duration::from_secs(10),
-        unhealthy_statuses: Vec::new(),
-    });
     let passive = PassiveHealth {
         max_failures: p.read("max_failures", d.max_failures, |f| {
             narrow(in_range(f.count()?, 1, 1000)?, u32::MAX)

@@ -1,6 +1,7 @@
 //! The typed model of the `proxy` and `app` handlers and of `[[apps]]`: upstreams, load
 //! balancing, health, retries, timeouts, forwarded headers, and supervised processes.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,6 +92,34 @@ pub enum UpstreamScheme {
     H2c,
 }
 
+impl UpstreamScheme {
+    /// The scheme as written in upstream URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamScheme::Http => "http",
+            UpstreamScheme::Https => "https",
+            UpstreamScheme::H2c => "h2c",
+        }
+    }
+}
+
+/// The upstream as written in settings (with its port, IPv6 in brackets, `unix:` with an
+/// absolute path): the effective configuration prints it, and logs and pages name
+/// upstreams by it.
+impl fmt::Display for UpstreamTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamTarget::Tcp { scheme, host, port } if host.contains(':') => {
+                write!(f, "{}://[{host}]:{port}", scheme.as_str())
+            }
+            UpstreamTarget::Tcp { scheme, host, port } => {
+                write!(f, "{}://{host}:{port}", scheme.as_str())
+            }
+            UpstreamTarget::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 /// `policy`: how the upstream of each request is chosen among those that are up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LbPolicy {
@@ -140,6 +169,18 @@ pub struct PassiveHealth {
     pub fail_duration: Duration,
     /// `unhealthy_statuses`: response statuses counted as failures (e.g. 502, 503).
     pub unhealthy_statuses: Vec<StatusCode>,
+}
+
+/// nginx's `max_fails=1 fail_timeout=10s`: the default of `passive_health`, and of the keys
+/// its table leaves out.
+impl Default for PassiveHealth {
+    fn default() -> Self {
+        PassiveHealth {
+            max_failures: 1,
+            fail_duration: Duration::from_secs(10),
+            unhealthy_statuses: Vec::new(),
+        }
+    }
 }
 
 /// `health_check`: an HTTP probe of every upstream on a timer.
@@ -258,6 +299,17 @@ pub struct RapidFail {
     pub window: Duration,
 }
 
+/// IIS's 5 crashes in 5 minutes: the default of `rapid_fail`, and of the keys its table
+/// leaves out.
+impl Default for RapidFail {
+    fn default() -> Self {
+        RapidFail {
+            crashes: 5,
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
 /// `[apps.recycle]`: when an instance is replaced (IIS app pool recycling); every limit
 /// `None` = off.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -290,12 +342,7 @@ impl ProxyConfig {
             body_idle_timeout: Duration::from_secs(60),
             retries: 1,
             retry_timeout: Duration::from_secs(5),
-            // nginx: max_fails=1 fail_timeout=10s.
-            passive_health: Some(PassiveHealth {
-                max_failures: 1,
-                fail_duration: Duration::from_secs(10),
-                unhealthy_statuses: Vec::new(),
-            }),
+            passive_health: Some(PassiveHealth::default()),
             health_check: None,
             forwarded: ForwardedOut {
                 x_forwarded: true,
@@ -327,11 +374,7 @@ impl AppConfig {
             ready: Readiness::Tcp,
             restart_delay: Duration::from_secs(1),
             restart_delay_max: Duration::from_secs(30),
-            // IIS: 5 crashes in 5 minutes.
-            rapid_fail: Some(RapidFail {
-                crashes: 5,
-                window: Duration::from_secs(300),
-            }),
+            rapid_fail: Some(RapidFail::default()),
             recycle: Recycle::default(),
             stop_timeout: Duration::from_secs(10),
         }

@@ -43,7 +43,7 @@ pub(crate) fn upstreams(h: &mut Section, base_dir: &Path) -> Option<Vec<Upstream
             continue;
         };
         if list.iter().any(|u| u.target == upstream.target) {
-            let shown = show_target(&upstream.target);
+            let shown = upstream.target.to_string();
             h.report(at.problem(format!("{shown:?} is listed twice")));
             ok = false;
             continue;
@@ -229,25 +229,6 @@ fn unix_target(_text: &str, _path: &str, _base_dir: &Path) -> Result<UpstreamTar
     Err("unix: upstreams are only available on Unix-like systems".to_owned())
 }
 
-/// An upstream as it is written (with its port, and `unix:` with an absolute path).
-pub(crate) fn show_target(target: &UpstreamTarget) -> String {
-    match target {
-        UpstreamTarget::Tcp { scheme, host, port } => {
-            let scheme = match scheme {
-                UpstreamScheme::Http => "http",
-                UpstreamScheme::Https => "https",
-                UpstreamScheme::H2c => "h2c",
-            };
-            if host.contains(':') {
-                format!("{scheme}://[{host}]:{port}")
-            } else {
-                format!("{scheme}://{host}:{port}")
-            }
-        }
-        UpstreamTarget::Unix(path) => format!("unix:{}", path.display()),
-    }
-}
-
 /// `tls`, which only applies when some upstream is https:// (`upstreams` is `None` when
 /// they are wrong, and then that is not judged).
 pub(crate) fn upstream_tls(
@@ -338,7 +319,7 @@ mod tests {
     #[test]
     fn upstream_urls() {
         let base = Path::new("/etc/h");
-        let ok = |text: &str| show_target(&target(text, base).unwrap());
+        let ok = |text: &str| target(text, base).unwrap().to_string();
         assert_eq!(ok("http://127.0.0.1:5000"), "http://127.0.0.1:5000");
         assert_eq!(ok("HTTP://API.Internal/"), "http://api.internal:80");
         assert_eq!(ok("https://api.internal"), "https://api.internal:443");

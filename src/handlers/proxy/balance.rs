@@ -91,9 +91,16 @@ impl Balancer {
                 None => plain(self.round_robin(&eligible)),
             },
             LbPolicy::Cookie { name, .. } => {
+                // The id is compared as the number it spells: no id is formatted per
+                // upstream.
                 let sticky = cookie_value(headers, name)
                     .and_then(|value| self.verify(value))
-                    .and_then(|id| eligible.iter().find(|i| label_id(&list[*i].label) == id));
+                    .and_then(|id| u64::from_str_radix(id, 16).ok())
+                    .and_then(|id| {
+                        eligible
+                            .iter()
+                            .find(|i| stable_hash(list[*i].label.as_str()) == id)
+                    });
                 match sticky {
                     Some(index) => plain(index),
                     None => {
@@ -148,7 +155,7 @@ impl Balancer {
 
 /// A short stable id of an upstream for cookies (its label is not for clients to read).
 fn label_id(label: &str) -> String {
-    format!("{:016x}", stable_hash(&label))
+    format!("{:016x}", stable_hash(label))
 }
 
 /// The value of cookie `name` in the request, if any.

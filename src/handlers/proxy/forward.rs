@@ -1,6 +1,7 @@
 //! What changes on a request on its way to an upstream and on the response on its way back:
 //! hop-by-hop headers, X-Forwarded-* / Forwarded / Via, the Host header and the path.
 
+use std::fmt::{Display, Write as _};
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -69,7 +70,14 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes hop-by-hop headers, including those the `Connection` header names. `TE:
 /// trailers` survives (gRPC needs it end to end).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // The usual tokens name no header or one removed below anyway: nothing is collected
+    // (or allocated) for them.
     let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|t| {
+            !["close", "keep-alive", "upgrade"]
+                .iter()
+                .any(|u| t.eq_ignore_ascii_case(u))
+        })
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in named {
@@ -139,9 +147,8 @@ impl Origin {
 /// Sets X-Forwarded-*, Forwarded and Via on a request going upstream: appended to the
 /// incoming values from a trusted peer, replacing anyone else's.
 pub fn forwarding_headers(headers: &mut HeaderMap, origin: &Origin, opts: &ForwardedOut) {
-    let client = origin.client.map(|ip| ip.to_string());
     if opts.x_forwarded {
-        match &client {
+        match origin.client {
             Some(ip) => append_list(headers, X_FORWARDED_FOR, ip, origin.trusted),
             None if !origin.trusted => {
                 headers.remove(X_FORWARDED_FOR);
@@ -167,33 +174,47 @@ pub fn forwarding_headers(headers: &mut HeaderMap, origin: &Origin, opts: &Forwa
         }
     }
     if opts.forwarded {
-        let mut element = String::new();
-        if let Some(ip) = origin.client {
-            element.push_str(&match ip {
-                IpAddr::V4(v4) => format!("for={v4}"),
-                IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
-            });
-            element.push(';');
-        }
-        element.push_str("proto=");
-        element.push_str(origin.proto);
-        if let Some(host) = origin.host.as_ref().and_then(|h| h.to_str().ok()) {
-            element.push_str(";host=\"");
-            element.push_str(host);
-            element.push('"');
-        }
-        append_list(headers, header::FORWARDED, &element, origin.trusted);
+        append_list(
+            headers,
+            header::FORWARDED,
+            ForwardedElement(origin),
+            origin.trusted,
+        );
     } else if !origin.trusted {
         headers.remove(header::FORWARDED);
     }
     if opts.via {
-        let via = format!("{} harrier", origin.version);
-        append_list(headers, header::VIA, &via, true);
+        append_list(
+            headers,
+            header::VIA,
+            format_args!("{} harrier", origin.version),
+            true,
+        );
     }
 }
 
-/// `name: value`, after the existing values when `keep` (one comma-joined line).
-fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &str, keep: bool) {
+/// The RFC 7239 element describing `origin`: `for=...;proto=...;host="..."`.
+struct ForwardedElement<'a>(&'a Origin);
+
+impl Display for ForwardedElement<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = self.0;
+        match origin.client {
+            Some(IpAddr::V4(v4)) => write!(f, "for={v4};")?,
+            Some(IpAddr::V6(v6)) => write!(f, "for=\"[{v6}]\";")?,
+            None => {}
+        }
+        write!(f, "proto={}", origin.proto)?;
+        if let Some(host) = origin.host.as_ref().and_then(|h| h.to_str().ok()) {
+            write!(f, ";host=\"{host}\"")?;
+        }
+        Ok(())
+    }
+}
+
+/// `name: value`, after the existing values when `keep` (one comma-joined line); `value` is
+/// written straight into the header's one buffer.
+fn append_list(headers: &mut HeaderMap, name: HeaderName, value: impl Display, keep: bool) {
     let mut joined = String::new();
     if keep {
         for v in headers
@@ -205,7 +226,7 @@ fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &str, keep: boo
             joined.push_str(", ");
         }
     }
-    joined.push_str(value);
+    let _ = write!(joined, "{value}");
     if let Ok(v) = HeaderValue::try_from(joined) {
         headers.insert(name, v);
     }
@@ -303,5 +324,35 @@ mod tests {
         forwarding_headers(&mut h, &origin(true), &opts);
         assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 10.0.0.9");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
+    }
+
+    #[test]
+    fn forwarded_quotes_ipv6_clients_and_leaves_out_what_is_unknown() {
+        let opts = ForwardedOut {
+            x_forwarded: true,
+            forwarded: true,
+            via: false,
+            trusted_proxies: vec![],
+        };
+        let origin = |client: Option<&str>| Origin {
+            client: client.map(|ip| ip.parse().unwrap()),
+            trusted: false,
+            proto: "http",
+            host: None,
+            version: "1.1",
+        };
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_HOST, HeaderValue::from_static("spoofed"));
+        forwarding_headers(&mut h, &origin(Some("2001:db8::7")), &opts);
+        assert_eq!(h[header::FORWARDED], "for=\"[2001:db8::7]\";proto=http");
+        assert_eq!(h[&X_FORWARDED_FOR], "2001:db8::7");
+        assert!(h.get(&X_FORWARDED_HOST).is_none());
+        assert!(h.get(header::VIA).is_none());
+
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        forwarding_headers(&mut h, &origin(None), &opts);
+        assert_eq!(h[header::FORWARDED], "proto=http");
+        assert!(h.get(&X_FORWARDED_FOR).is_none());
     }
 }

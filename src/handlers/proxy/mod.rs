@@ -37,8 +37,11 @@ use upstream::{SetStatus, Upstream, UpstreamSet};
 
 type UpstreamClient = Client<Connector, Body>;
 
-/// What a request needs to reach one upstream, derived once from its target.
-#[derive(Clone)]
+/// The `Dest` of each upstream seen, keyed by the `Upstream`'s address.
+type Dests = HashMap<usize, (Weak<Upstream>, Arc<Dest>)>;
+
+/// What a request needs to reach one upstream, derived once from its target and shared
+/// by its requests (one reference count per request, not a copy of the client).
 struct Dest {
     client: UpstreamClient,
     scheme: http::uri::Scheme,
@@ -58,7 +61,7 @@ pub struct Proxy {
     tls: Option<TlsClient>,
     /// Keyed by the `Upstream`'s address; the `Weak` tells a live entry from a reused
     /// address. Written only when an upstream is first seen.
-    dests: RwLock<HashMap<usize, (Weak<Upstream>, Dest)>>,
+    dests: RwLock<Dests>,
     upgrades: Arc<UpgradeLimit>,
     /// `host` when it names a fixed value.
     fixed_host: Option<HeaderValue>,
@@ -132,11 +135,11 @@ impl Proxy {
     }
 
     /// How to reach `upstream`: its pooled client and URI parts, made on first use.
-    fn dest(&self, upstream: &Arc<Upstream>) -> Dest {
+    fn dest(&self, upstream: &Arc<Upstream>) -> Arc<Dest> {
         let key = Arc::as_ptr(upstream) as usize;
-        let live = |(weak, dest): &(Weak<Upstream>, Dest)| {
+        let live = |(weak, dest): &(Weak<Upstream>, Arc<Dest>)| {
             (weak.as_ptr() == Arc::as_ptr(upstream) && weak.strong_count() > 0)
-                .then(|| dest.clone())
+                .then(|| Arc::clone(dest))
         };
         if let Some(dest) = self.read_dests().get(&key).and_then(live) {
             return dest;
@@ -157,7 +160,7 @@ impl Proxy {
             .http2_only(h2)
             .build(connector);
         let text = authority(&upstream.target);
-        let dest = Dest {
+        let dest = Arc::new(Dest {
             client,
             scheme: match scheme_of(&upstream.target) {
                 Some(UpstreamScheme::Https) => http::uri::Scheme::HTTPS,
@@ -169,38 +172,24 @@ impl Proxy {
             authority_value: HeaderValue::try_from(text)
                 .unwrap_or(HeaderValue::from_static("localhost")),
             h2,
-        };
-        dests.insert(key, (Arc::downgrade(upstream), dest.clone()));
+        });
+        dests.insert(key, (Arc::downgrade(upstream), Arc::clone(&dest)));
         dest
     }
 
-    fn read_dests(&self) -> std::sync::RwLockReadGuard<'_, HashMap<usize, (Weak<Upstream>, Dest)>> {
+    fn read_dests(&self) -> std::sync::RwLockReadGuard<'_, Dests> {
         self.dests.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Forwards `req` and answers with the upstream's response or an error page.
     pub async fn serve(self: Arc<Self>, mut req: Request<Body>) -> Response<Body> {
-        let list = {
-            let list = self.set.current();
-            if list.is_empty() {
-                self.set.demand();
-                match self.set.wait_for_upstreams(self.wait).await {
-                    Ok(list) => list,
-                    Err(SetStatus::Stopped(why)) => {
-                        return error(StatusCode::SERVICE_UNAVAILABLE, &why);
-                    }
-                    Err(_) => {
-                        let why = format!("{} is starting; try again shortly", self.name);
-                        let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, &why);
-                        resp.headers_mut()
-                            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                        return resp;
-                    }
-                }
-            } else {
-                list
-            }
-        };
+        let mut list = self.set.current();
+        if list.is_empty() {
+            list = match self.wait_for_upstreams().await {
+                Ok(list) => list,
+                Err(resp) => return resp,
+            };
+        }
         let origin = Origin::of(&req, &self.cfg.forwarded);
         let client_ip = origin.client;
         // An HTTP/2 WebSocket (extended CONNECT) goes upstream as an HTTP/1.1 upgrade.
@@ -299,8 +288,12 @@ impl Proxy {
             } else {
                 Version::HTTP_11
             };
-            // The headers are kept for another attempt only when there can be one.
-            *out.headers_mut() = match retryable {
+            // The headers are kept for another attempt only when there can be one: a
+            // request that may be retried and an upstream not tried yet (never with a
+            // single upstream).
+            let may_retry =
+                retryable && tried.len() <= self.cfg.retries as usize && tried.len() < list.len();
+            *out.headers_mut() = match may_retry {
                 true => headers.clone(),
                 false => std::mem::take(&mut headers),
             };
@@ -337,11 +330,7 @@ impl Proxy {
                     let why = error_chain(&e);
                     tracing::warn!(upstream = %upstream.label, "proxy: {why}");
                     let status = client_error_status(&e);
-                    if e.is_connect()
-                        && retryable
-                        && tried.len() <= self.cfg.retries as usize
-                        && started.elapsed() < self.cfg.retry_timeout
-                    {
+                    if e.is_connect() && may_retry && started.elapsed() < self.cfg.retry_timeout {
                         failed = Some(failure_page(status, why));
                         continue;
                     }
@@ -358,6 +347,23 @@ impl Proxy {
                 }
             };
             return failure_page(status, why);
+        }
+    }
+
+    /// An app's upstreams once one is ready (asking it to start if it starts on demand), or
+    /// the 503 to answer when it is stopped or still starting after `wait`.
+    async fn wait_for_upstreams(&self) -> Result<Arc<[Arc<Upstream>]>, Response<Body>> {
+        self.set.demand();
+        match self.set.wait_for_upstreams(self.wait).await {
+            Ok(list) => Ok(list),
+            Err(SetStatus::Stopped(why)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, &why)),
+            Err(_) => {
+                let why = format!("{} is starting; try again shortly", self.name);
+                let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, &why);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(resp)
+            }
         }
     }
 
@@ -464,19 +470,9 @@ struct Upgrade {
     h2: bool,
 }
 
-/// An upstream's label in logs: its URL.
+/// An upstream's label in logs: its URL as written in settings.
 pub fn label(target: &UpstreamTarget) -> String {
-    match target {
-        UpstreamTarget::Tcp { scheme, .. } => {
-            let scheme = match scheme {
-                UpstreamScheme::Http => "http",
-                UpstreamScheme::Https => "https",
-                UpstreamScheme::H2c => "h2c",
-            };
-            format!("{scheme}://{}", authority(target))
-        }
-        UpstreamTarget::Unix(path) => format!("unix:{}", path.display()),
-    }
+    target.to_string()
 }
 
 /// The scheme of a TCP upstream (`None` for unix sockets).
