@@ -610,16 +610,7 @@ async fn graceful_shutdown_completes_in_flight_requests() {
 async fn http3_requests_go_through_the_proxy_unchanged() {
     use common::upstream::{self, Kind};
     let up = upstream::start("a", Kind::Http1).await;
-    let toml = format!(
-        r#"
-[[sites]]
-hosts = ["*"]
-[[sites.routes]]
-path = "/*"
-handler = {{ type = "proxy", upstreams = ["{}"] }}
-"#,
-        up.url()
-    );
+    let toml = upstream::proxy_site(&up.url());
     let server = start_server(&toml, &[], None, true).await;
     let (mut sender, _quic, _driver) = h3_connect(&server).await;
     let answer = get(&mut sender, "/echo?h3=1").await;

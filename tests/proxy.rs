@@ -3,25 +3,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::upstream::{self, Kind};
+use common::upstream::{self, proxy_site, site, Kind};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A site whose every request goes to `handler` (an inline TOML table).
-fn proxy_site(handler: &str) -> String {
-    format!(
-        r#"
-[[sites]]
-hosts = ["*"]
-[[sites.routes]]
-path = "/*"
-handler = {handler}
-"#
-    )
-}
 
 async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
     let resp = client.get(url).send().await.expect("request");
@@ -40,7 +26,7 @@ fn h1() -> reqwest::Client {
 #[tokio::test]
 async fn forwards_over_h1_and_h2_with_forwarding_headers_and_without_hop_by_hop() {
     let up = upstream::start("a", Kind::Http1).await;
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["{}"], forwarded = {{ forwarded = true, via = true }} }}"#,
         up.url()
     ));
@@ -102,7 +88,7 @@ async fn forwards_over_h1_and_h2_with_forwarding_headers_and_without_hop_by_hop(
 #[tokio::test]
 async fn trusted_peers_get_their_forwarding_headers_appended() {
     let up = upstream::start("a", Kind::Http1).await;
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["{}"], forwarded = {{ trusted_proxies = ["127.0.0.1/32"] }} }}"#,
         up.url()
     ));
@@ -173,7 +159,7 @@ async fn load_balancing_policies() {
     let count = |names: &[String], n: &str| names.iter().filter(|x| *x == n).count();
 
     let rr = start(
-        &proxy_site(&format!(r#"{{ type = "proxy", upstreams = {ups} }}"#)),
+        &site(&format!(r#"{{ type = "proxy", upstreams = {ups} }}"#)),
         &[],
     )
     .await;
@@ -185,7 +171,7 @@ async fn load_balancing_policies() {
     );
 
     let first = start(
-        &proxy_site(&format!(
+        &site(&format!(
             r#"{{ type = "proxy", upstreams = {ups}, policy = "first" }}"#
         )),
         &[],
@@ -194,7 +180,7 @@ async fn load_balancing_policies() {
     assert_eq!(count(&spread(&h1(), &first.url("/echo"), 5).await, "a"), 5);
 
     let random = start(
-        &proxy_site(&format!(
+        &site(&format!(
             r#"{{ type = "proxy", upstreams = {ups}, policy = "random" }}"#
         )),
         &[],
@@ -208,7 +194,7 @@ async fn load_balancing_policies() {
 
     for policy in ["ip_hash", "uri_hash", "header:x-tenant"] {
         let s = start(
-            &proxy_site(&format!(
+            &site(&format!(
                 r#"{{ type = "proxy", upstreams = {ups}, policy = "{policy}" }}"#
             )),
             &[],
@@ -240,7 +226,7 @@ async fn load_balancing_policies() {
     // least_conn: while a slow request holds one upstream, the next go to the other.
     let ab = format!(r#"["{}", "{}"]"#, a.url(), b.url());
     let lc = start(
-        &proxy_site(&format!(
+        &site(&format!(
             r#"{{ type = "proxy", upstreams = {ab}, policy = "least_conn" }}"#
         )),
         &[],
@@ -273,7 +259,7 @@ async fn load_balancing_policies() {
 async fn cookie_policy_is_sticky_and_signed() {
     let a = upstream::start("a", Kind::Http1).await;
     let b = upstream::start("b", Kind::Http1).await;
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["{}", "{}"], policy = "cookie:srv", cookie_secret = "0123456789abcdef0123" }}"#,
         a.url(),
         b.url()
@@ -303,7 +289,7 @@ async fn cookie_policy_is_sticky_and_signed() {
 async fn connection_failures_are_retried_for_safe_requests_and_mark_the_upstream_down() {
     let good = upstream::start("good", Kind::Http1).await;
     let dead = format!("http://127.0.0.1:{}", upstream::closed_port());
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["{dead}", "{}"], policy = "first", passive_health = {{ max_failures = 1, fail_duration = "1m" }} }}"#,
         good.url()
     ));
@@ -322,16 +308,26 @@ async fn connection_failures_are_retried_for_safe_requests_and_mark_the_upstream
     let names = spread(&h1(), &server.url("/echo"), 3).await;
     assert!(names.iter().all(|n| n == "good"));
 
-    // A GET to a fresh handler is retried on the next upstream at once.
-    let toml = proxy_site(&format!(
+    // A GET to a fresh handler is retried on the next upstream at once, with its headers.
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["{dead}", "{}"], policy = "first" }}"#,
         good.url()
     ));
     let server = start(&toml, &[]).await;
-    assert_eq!(spread(&h1(), &server.url("/echo"), 1).await, ["good"]);
+    let resp = h1()
+        .get(server.url("/echo"))
+        .header("x-custom", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["upstream"], "good");
+    assert_eq!(json["headers"]["x-custom"], "kept", "{json}");
+    assert_eq!(json["headers"]["x-forwarded-for"], "127.0.0.1", "{json}");
 
     // With every upstream down: 503 with a clear body.
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["{dead}"], retries = 0 }}"#
     ));
     let server = start(&toml, &[]).await;
@@ -348,7 +344,7 @@ async fn connection_failures_are_retried_for_safe_requests_and_mark_the_upstream
 #[tokio::test]
 async fn timeouts_answer_504_or_cut_the_body() {
     let up = upstream::start("a", Kind::Http1).await;
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["{}"], response_header_timeout = "300ms", body_idle_timeout = "300ms", passive_health = "off" }}"#,
         up.url()
     ));
@@ -378,7 +374,7 @@ async fn timeouts_answer_504_or_cut_the_body() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("upstream CA");
     ca.write(dir.path(), "ca.pem");
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["https://127.0.0.1:{port}"], connect_timeout = "300ms", tls = {{ ca = "ca.pem" }} }}"#
     ));
     let server = start_in(dir.path(), &toml, None).await;
@@ -390,10 +386,7 @@ async fn timeouts_answer_504_or_cut_the_body() {
 #[tokio::test]
 async fn streams_large_bodies_both_ways_and_events_as_they_come() {
     let up = upstream::start("a", Kind::Http1).await;
-    let toml = proxy_site(&format!(
-        r#"{{ type = "proxy", upstreams = ["{}"] }}"#,
-        up.url()
-    ));
+    let toml = proxy_site(&up.url());
     let server = start(&toml, &[]).await;
     for (name, client) in clients() {
         let body = vec![7u8; 8 * 1024 * 1024];
@@ -430,10 +423,7 @@ async fn request_body_limits_hold_through_the_proxy() {
     let up = upstream::start("a", Kind::Http1).await;
     let toml = format!(
         "[limits]\nmax_request_body_size = \"1KiB\"\n{}",
-        proxy_site(&format!(
-            r#"{{ type = "proxy", upstreams = ["{}"] }}"#,
-            up.url()
-        ))
+        proxy_site(&up.url())
     );
     let server = start(&toml, &[]).await;
     let resp = h1()
@@ -458,7 +448,7 @@ async fn request_body_limits_hold_through_the_proxy() {
 async fn active_health_checks_take_upstreams_out_and_back() {
     let a = upstream::start("a", Kind::Http1).await;
     let b = upstream::start("b", Kind::Http1).await;
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["{}", "{}"], policy = "first", health_check = {{ path = "/healthz", interval = "50ms", timeout = "50ms", healthy_threshold = 1, unhealthy_threshold = 2 }} }}"#,
         a.url(),
         b.url()
@@ -489,7 +479,7 @@ async fn wait_for_upstream(server: &TestServer, name: &str) {
 #[tokio::test]
 async fn h2c_unix_and_https_upstreams() {
     let h2 = upstream::start("h2", Kind::H2c).await;
-    let toml = proxy_site(&format!(
+    let toml = site(&format!(
         r#"{{ type = "proxy", upstreams = ["h2c://{}"] }}"#,
         h2.addr
     ));
@@ -551,10 +541,7 @@ async fn websockets_are_tunnelled_and_counted() {
     let up = upstream::start("a", Kind::Http1).await;
     let toml = format!(
         "[limits]\nmax_concurrent_upgraded_connections = 1\n{}",
-        proxy_site(&format!(
-            r#"{{ type = "proxy", upstreams = ["{}"] }}"#,
-            up.url()
-        ))
+        proxy_site(&up.url())
     );
     let server = start(&toml, &[]).await;
     let url = format!("ws://{}/ws", server.addr);
@@ -605,10 +592,7 @@ async fn websockets_are_tunnelled_and_counted() {
 #[tokio::test]
 async fn raw_http1_pipelined_keep_alive_through_the_proxy() {
     let up = upstream::start("a", Kind::Http1).await;
-    let toml = proxy_site(&format!(
-        r#"{{ type = "proxy", upstreams = ["{}"] }}"#,
-        up.url()
-    ));
+    let toml = proxy_site(&up.url());
     let server = start(&toml, &[]).await;
     let mut s = connect(server.addr).await;
     s.write_all(b"GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /status/404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -625,7 +609,6 @@ async fn raw_http1_pipelined_keep_alive_through_the_proxy() {
         ["HTTP/1.1 204 No Content", "HTTP/1.1 404 Not Found"],
         "{all}"
     );
-    let _ = Arc::clone(&up);
 }
 
 #[tokio::test]
@@ -634,10 +617,7 @@ async fn websockets_over_http2_extended_connect_reach_an_http1_upstream() {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use tokio_tungstenite::tungstenite::{protocol::Role, Message};
     let up = upstream::start("a", Kind::Http1).await;
-    let toml = proxy_site(&format!(
-        r#"{{ type = "proxy", upstreams = ["{}"] }}"#,
-        up.url()
-    ));
+    let toml = proxy_site(&up.url());
     let server = start(&toml, &[]).await;
     let tcp = connect(server.addr).await;
     let (mut send, conn) =

@@ -30,18 +30,8 @@ async fn large_uploads_and_downloads_stream_with_bounded_memory() {
     let up = upstream::start("a", Kind::Http1).await;
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        r#"
-[limits]
-max_request_body_size = "1GiB"
-[log]
-access_log = "off"
-[[sites]]
-hosts = ["*"]
-[[sites.routes]]
-path = "/*"
-handler = {{ type = "proxy", upstreams = ["{}"] }}
-"#,
-        up.url()
+        "[limits]\nmax_request_body_size = \"1GiB\"\n[log]\naccess_log = \"off\"\n{}",
+        upstream::proxy_site(&up.url())
     );
     std::fs::write(dir.path().join("harrier.toml"), toml).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_harrier"))

@@ -72,15 +72,8 @@ async fn httpbin_behind_the_proxy_answers_byte_for_byte_as_it_does_directly() {
     })
     .await;
     let toml = format!(
-        r#"
-[server]
-add_server_header = false
-[[sites]]
-hosts = ["*"]
-[[sites.routes]]
-path = "/*"
-handler = {{ type = "proxy", upstreams = ["http://{addr}"] }}
-"#
+        "[server]\nadd_server_header = false\n{}",
+        upstream::proxy_site(&format!("http://{addr}"))
     );
     let server = start(&toml, &[]).await;
     let direct = reqwest::Client::builder()
@@ -182,13 +175,7 @@ async fn httpbin_as_a_supervised_app_survives_being_killed_under_load() {
     let Some(gunicorn) = gunicorn() else { return };
     let marker = format!("harrier-test-{}", std::process::id());
     let toml = format!(
-        r#"
-[[sites]]
-hosts = ["*"]
-[[sites.routes]]
-path = "/*"
-handler = {{ type = "app", app = "httpbin", passive_health = "off" }}
-
+        r#"{site}
 [[apps]]
 name = "httpbin"
 command = ["sh", "-c", "exec {gunicorn} -b 127.0.0.1:$PORT -w 1 --name {marker} httpbin:app"]
@@ -197,6 +184,7 @@ start_timeout = "20s"
 restart_delay = "100ms"
 stop_timeout = "5s"
 "#,
+        site = upstream::site(r#"{ type = "app", app = "httpbin", passive_health = "off" }"#),
         gunicorn = gunicorn.display()
     );
     let mut server = start(&toml, &[]).await;
@@ -393,18 +381,13 @@ async fn an_asgi_app_under_uvicorn_on_a_unix_socket_with_websockets() {
     use tokio_tungstenite::tungstenite::Message;
     let Some(uvicorn) = uvicorn() else { return };
     let toml = format!(
-        r#"
-[[sites]]
-hosts = ["*"]
-[[sites.routes]]
-path = "/*"
-handler = {{ type = "app", app = "asgi" }}
-
+        r#"{site}
 [[apps]]
 name = "asgi"
 command = ["sh", "-c", "exec {uvicorn} --uds \"$HARRIER_SOCKET\" --app-dir {dir} asgi_app:app"]
 listen = "unix"
 "#,
+        site = upstream::site(r#"{ type = "app", app = "asgi" }"#),
         uvicorn = uvicorn.display(),
         dir = fixture("")
     );

@@ -57,20 +57,33 @@ pub async fn start(name: &str, kind: Kind) -> Arc<Upstream> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind upstream");
-    let up = Arc::new(Upstream {
-        name: name.to_owned(),
-        addr: listener.local_addr().expect("addr"),
-        hits: AtomicUsize::new(0),
-        health: AtomicU16::new(200),
-        release: Notify::new(),
-    });
-    let state = Arc::clone(&up);
+    let up = state(name, listener.local_addr().expect("addr"));
+    let st = Arc::clone(&up);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            serve_io(stream, Arc::clone(&state), kind);
+            serve_io(stream, Arc::clone(&st), kind);
         }
     });
     up
+}
+
+/// A site whose every request goes to `handler` (an inline TOML table).
+pub fn site(handler: &str) -> String {
+    format!(
+        r#"
+[[sites]]
+hosts = ["*"]
+[[sites.routes]]
+path = "/*"
+handler = {handler}
+"#
+    )
+}
+
+/// A site whose every request goes to a proxy with the one upstream `url` and default
+/// options.
+pub fn proxy_site(url: &str) -> String {
+    site(&format!(r#"{{ type = "proxy", upstreams = ["{url}"] }}"#))
 }
 
 /// Serves one connection of any byte stream (TCP, TLS, unix).
@@ -275,6 +288,7 @@ pub fn closed_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// The state of a new upstream called `name` at `addr`.
 fn state(name: &str, addr: std::net::SocketAddr) -> Arc<Upstream> {
     Arc::new(Upstream {
         name: name.to_owned(),
