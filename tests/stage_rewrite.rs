@@ -58,6 +58,22 @@ match = "^/b$"
 action = { type = "rewrite", url = "/c.txt" }
 
 [[sites.use.rules]]
+match = "^/q/keep$"
+action = { type = "rewrite", url = "/shown" }
+
+[[sites.use.rules]]
+match = "^/q/drop$"
+action = { type = "rewrite", url = "/shown", append_query_string = false }
+
+[[sites.use.rules]]
+match = "^/q/own$"
+action = { type = "rewrite", url = "/shown?x=1" }
+
+[[sites.use.rules]]
+match = "^/shown$"
+action = { type = "redirect", url = "/seen?q={QUERY_STRING}", status = 302, append_query_string = false }
+
+[[sites.use.rules]]
 match = "^/x$"
 action = { type = "rewrite", url = "/y.txt" }
 stop_processing = true
@@ -92,15 +108,16 @@ const FILES: &[(&str, &[u8])] = &[
     ("www/app/assets/logo.txt", b"LOGO"),
 ];
 
-/// One client per protocol; redirects are not followed, and `www.example.test` and
-/// `example.test` resolve to the server.
+/// One client per protocol; redirects are not followed, and `example.test`, `example.com`
+/// and their `www.` names resolve to the server.
 fn clients(server: &TestServer) -> [Client; 2] {
     let build = |h2: bool| {
-        let mut b = Client::builder()
-            .redirect(Policy::none())
-            .timeout(STEP)
-            .resolve("www.example.test", server.addr)
-            .resolve("example.test", server.addr);
+        let mut b = Client::builder().redirect(Policy::none()).timeout(STEP);
+        for name in ["example.test", "example.com"] {
+            b = b
+                .resolve(name, server.addr)
+                .resolve(&format!("www.{name}"), server.addr);
+        }
         if h2 {
             b = b.http2_prior_knowledge();
         }
@@ -173,6 +190,25 @@ async fn redirect_uses_condition_and_rule_groups() {
     }
 }
 
+/// A rewrite's query is the target's own, then the current one unless
+/// `append_query_string = false`; later rules see it as `{QUERY_STRING}`.
+#[tokio::test]
+async fn rewrites_keep_or_drop_the_query() {
+    let server = start(SETTINGS, FILES).await;
+    for client in &clients(&server) {
+        for (path, location) in [
+            ("/q/keep?a=b", "/seen?q=a=b"),
+            ("/q/drop?a=b", "/seen?q="),
+            ("/q/own?a=b", "/seen?q=x=1&a=b"),
+            ("/q/own", "/seen?q=x=1"),
+        ] {
+            let (status, _, headers, _) = get(client, server.url(path)).await;
+            assert_eq!(status, StatusCode::FOUND, "{path}");
+            assert_eq!(headers["location"], location, "{path}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn spa_fallback_only_for_paths_that_are_not_files() {
     let server = start(SETTINGS, FILES).await;
@@ -233,5 +269,62 @@ async fn abort_gives_no_response() {
         // The server is still fine afterwards.
         let (status, ..) = get(client, server.url("/c.txt")).await;
         assert_eq!(status, StatusCode::OK);
+    }
+}
+
+/// `config/examples/rewrite-recipes.toml` does what its comments say, each recipe for the
+/// request it is written for, without getting in the way of the others.
+#[tokio::test]
+async fn the_documented_recipes_do_what_they_say() {
+    let recipes = include_str!("../config/examples/rewrite-recipes.toml");
+    let files: &[(&str, &[u8])] = &[
+        ("app/dist/index.html", b"SPA"),
+        ("app/dist/about.html", b"ABOUT"),
+        ("app/dist/docs/index.html", b"DOCS"),
+        ("app/dist/app.js", b"JS"),
+        ("app/dist/.env", b"SECRET"),
+    ];
+    let server = start(recipes, files).await;
+    let port = server.addr.port();
+    let url = |host: &str, path: &str| format!("http://{host}:{port}{path}");
+    for client in &clients(&server) {
+        let redirects = [
+            (
+                url("www.example.com", "/a/b?q=1"),
+                StatusCode::MOVED_PERMANENTLY,
+                "https://example.com/a/b?q=1",
+            ),
+            (
+                url("example.com", "/blog/2024/hello?x=1"),
+                StatusCode::PERMANENT_REDIRECT,
+                "/posts/hello?x=1",
+            ),
+            (
+                url("example.com", "/docs"),
+                StatusCode::MOVED_PERMANENTLY,
+                "/docs/",
+            ),
+        ];
+        for (url, status, location) in redirects {
+            let (got, _, headers, _) = get(client, url.clone()).await;
+            assert_eq!(got, status, "{url}");
+            assert_eq!(headers["location"], location, "{url}");
+        }
+        for (path, status, body) in [
+            ("/docs/", StatusCode::OK, "DOCS"),
+            ("/about", StatusCode::OK, "ABOUT"),
+            ("/app.js", StatusCode::OK, "JS"),
+            ("/settings/profile", StatusCode::OK, "SPA"),
+            ("/", StatusCode::OK, "SPA"),
+        ] {
+            let (got, _, _, text) = get(client, url("example.com", path)).await;
+            assert_eq!((got, text.as_str()), (status, body), "{path}");
+        }
+        // Dotfiles get the custom 404; API paths are not the SPA's (the negated match).
+        for path in ["/.env", "/api/users"] {
+            let (got, _, _, text) = get(client, url("example.com", path)).await;
+            assert_eq!(got, StatusCode::NOT_FOUND, "{path}");
+            assert!(!text.contains("SECRET") && text != "SPA", "{path}: {text}");
+        }
     }
 }

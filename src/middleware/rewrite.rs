@@ -2,7 +2,9 @@
 //! conditions on server variables, then rewrites the request internally, redirects, answers
 //! with a status, or aborts. Rewrites chain into later rules until one stops processing.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::fs::FileType;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,10 +46,10 @@ impl Template {
                 Part::Cond(n) => out.push_str(group(cond, *n)),
                 Part::Host => out.push_str(st.host.as_deref().unwrap_or("")),
                 Part::RequestUri => out.push_str(st.request_uri),
-                Part::Url => out.push_str(&st.path),
-                Part::Query => out.push_str(st.query.as_deref().unwrap_or("")),
+                Part::Url => out.push_str(st.path()),
+                Part::Query => out.push_str(st.query().unwrap_or("")),
                 Part::Filename => {
-                    if let Some(f) = filename(st.root, &st.path) {
+                    if let Some(f) = filename(st.root, st.path()) {
                         out.push_str(&f.to_string_lossy());
                     }
                 }
@@ -59,8 +61,12 @@ impl Template {
                 }
                 Part::Header(name) => {
                     let values = st.headers.get_all(name).iter();
-                    let text: Vec<&str> = values.filter_map(|v| v.to_str().ok()).collect();
-                    out.push_str(&text.join(","));
+                    for (i, v) in values.filter_map(|v| v.to_str().ok()).enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(v);
+                    }
                 }
             }
         }
@@ -97,14 +103,26 @@ fn inside<'a>(root: &Path, input: &'a str) -> Option<&'a Path> {
 /// The request as the rules see it, updated by each rewrite.
 struct State<'a> {
     root: &'a Path,
+    /// Only copied out of the request when some template uses `{HTTP_HOST}`.
     host: Option<String>,
     request_uri: &'a str,
-    path: String,
-    query: Option<String>,
+    /// The current path and query: borrowed from the request until a rule rewrites it, so
+    /// requests no rule rewrites copy nothing, and `Owned` means the request was rewritten.
+    url: Cow<'a, str>,
     https: bool,
     /// The client IP (after `forwarded_headers`, the one the trusted proxies reported).
     remote: Option<IpAddr>,
     headers: &'a http::HeaderMap,
+}
+
+impl State<'_> {
+    fn path(&self) -> &str {
+        self.url.split_once('?').map_or(&self.url, |(path, _)| path)
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.url.split_once('?').map(|(_, query)| query)
+    }
 }
 
 enum Test {
@@ -141,6 +159,8 @@ struct Rule {
 pub struct Rewrite {
     rules: Arc<[Rule]>,
     root: Arc<Path>,
+    /// Some template uses `{HTTP_HOST}`.
+    needs_host: bool,
 }
 
 impl Rewrite {
@@ -152,9 +172,18 @@ impl Rewrite {
             .enumerate()
             .map(|(i, r)| compile(i, r))
             .collect::<Result<Vec<_>, _>>()?;
+        let needs_host = rules.iter().any(|r| {
+            let url = match &r.action {
+                Action::Rewrite(url, _) | Action::Redirect(url, ..) => Some(url),
+                _ => None,
+            };
+            let inputs = r.conditions.iter().map(|c| &c.input);
+            inputs.chain(url).any(|t| t.0.contains(&Part::Host))
+        });
         Ok(Rewrite {
             rules: rules.into(),
             root: root.into(),
+            needs_host,
         })
     }
 }
@@ -210,9 +239,33 @@ fn groups(regex: &Regex, text: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The last file check of a request and its answer (`None`: nothing there). Rules often
+/// check one `{REQUEST_FILENAME}` several times (not a directory, not a file, in one rule
+/// or in several), and each check is a trip to the blocking pool.
+type LastStat = Option<(String, Option<FileType>)>;
+
+/// What `input` names under the site root, asking the file system only when the previous
+/// check was not for the same input.
+async fn file_type(root: &Path, input: String, last: &mut LastStat) -> Option<FileType> {
+    if let Some((_, kind)) = last.as_ref().filter(|(seen, _)| *seen == input) {
+        return *kind;
+    }
+    let kind = match inside(root, &input) {
+        Some(path) => tokio::fs::metadata(path).await.ok().map(|m| m.file_type()),
+        None => None,
+    };
+    *last = Some((input, kind));
+    kind
+}
+
 /// Evaluates the conditions of `rule`: whether they hold, and the groups of the last
 /// pattern condition that matched (`{C:n}`).
-async fn conditions(rule: &Rule, st: &State<'_>, r: &[String]) -> (bool, Vec<String>) {
+async fn conditions(
+    rule: &Rule,
+    st: &State<'_>,
+    r: &[String],
+    last_stat: &mut LastStat,
+) -> (bool, Vec<String>) {
     let mut c_groups = Vec::new();
     for cond in &rule.conditions {
         let input = cond.input.render(st, r, &c_groups);
@@ -226,11 +279,8 @@ async fn conditions(rule: &Rule, st: &State<'_>, r: &[String]) -> (bool, Vec<Str
             },
             Test::IsFile(want) | Test::IsDirectory(want) => {
                 let is_dir = matches!(cond.test, Test::IsDirectory(_));
-                let meta = match inside(st.root, &input) {
-                    Some(path) => tokio::fs::metadata(path).await.ok(),
-                    None => None,
-                };
-                let found = meta.is_some_and(|m| if is_dir { m.is_dir() } else { m.is_file() });
+                let kind = file_type(st.root, input, last_stat).await;
+                let found = kind.is_some_and(|t| if is_dir { t.is_dir() } else { t.is_file() });
                 (found == *want) != cond.negate
             }
         };
@@ -270,57 +320,46 @@ impl Middleware for Rewrite {
     fn handle(&self, req: Request<Body>, next: Next) -> HandlerFuture {
         let rules = Arc::clone(&self.rules);
         let root = Arc::clone(&self.root);
+        let needs_host = self.needs_host;
         Box::pin(async move {
             let https = req
                 .extensions()
                 .get::<Arc<ConnInfo>>()
                 .is_some_and(|c| c.tls.is_some());
+            let request_uri = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
             let mut st = State {
                 root: &root,
-                host: request_host(&req),
-                request_uri: req.uri().path_and_query().map_or("/", PathAndQuery::as_str),
-                path: req.uri().path().to_owned(),
-                query: req.uri().query().map(str::to_owned),
+                host: needs_host.then(|| request_host(&req)).flatten(),
+                request_uri,
+                url: Cow::Borrowed(request_uri),
                 https,
                 remote: client_ip(&req),
                 headers: req.headers(),
             };
-            let mut rewritten = false;
+            let mut last_stat = None;
             for rule in rules.iter() {
-                let r = match (groups(&rule.regex, &st.path), rule.negate) {
+                let r = match (groups(&rule.regex, st.path()), rule.negate) {
                     (Some(g), false) => g,
-                    (None, true) => vec![st.path.clone()],
+                    (None, true) => vec![st.path().to_owned()],
                     _ => continue,
                 };
-                let (ok, c) = conditions(rule, &st, &r).await;
+                let (ok, c) = conditions(rule, &st, &r, &mut last_stat).await;
                 if !ok {
                     continue;
                 }
-                tracing::debug!(rule = %rule.name, path = %st.path, "rewrite rule applies");
+                tracing::debug!(rule = %rule.name, path = %st.path(), "rewrite rule applies");
                 match &rule.action {
                     Action::Rewrite(url, append) => {
-                        let url = url.render(&st, &r, &c);
-                        let (path, query) = match url.split_once('?') {
-                            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-                            None => (url, None),
-                        };
-                        let query = match (query, st.query.take()) {
-                            (Some(q), Some(old)) if *append && !old.is_empty() => {
-                                Some(format!("{q}&{old}"))
-                            }
-                            (Some(q), _) => Some(q),
-                            (None, old) => old,
-                        };
-                        st.path = if path.starts_with('/') {
-                            path
+                        let url = with_query(url.render(&st, &r, &c), st.query(), *append);
+                        let url = if url.starts_with('/') {
+                            url
                         } else {
-                            format!("/{path}")
+                            format!("/{url}")
                         };
-                        st.query = query;
-                        if st.path.len() + st.query.as_ref().map_or(0, String::len) > MAX_URL {
+                        if url.len() > MAX_URL {
                             return error_response(StatusCode::URI_TOO_LONG);
                         }
-                        rewritten = true;
+                        st.url = Cow::Owned(url);
                     }
                     Action::Redirect(url, status, append) => {
                         let query = req.uri().query();
@@ -341,14 +380,9 @@ impl Middleware for Rewrite {
                     break;
                 }
             }
-            if !rewritten {
+            let Cow::Owned(target) = st.url else {
                 return next.run(req).await;
-            }
-            let target = match &st.query {
-                Some(q) => format!("{}?{q}", st.path),
-                None => st.path.clone(),
             };
-            drop(st);
             let (mut parts, body) = req.into_parts();
             let mut uri = parts.uri.into_parts();
             uri.path_and_query = match PathAndQuery::try_from(target) {
