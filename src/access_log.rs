@@ -1,7 +1,7 @@
 //! One line per request, through `tracing` (target `harrier::access`), in the Apache/nginx
 //! combined format or as JSON.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,48 +96,109 @@ impl Record {
         tracing::info!(target: TARGET, "{line}");
     }
 
-    fn remote(&self) -> String {
-        self.client
-            .or(self.remote.map(|a| a.ip()))
-            .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
+    /// The client shown in the line: the one `forwarded_headers` resolved, else the peer.
+    fn remote(&self) -> Addr {
+        Addr(self.client.or(self.remote.map(|a| a.ip())))
     }
 
+    /// The line, written in one go: every field is formatted straight into it.
     fn combined(&self, sent: u64) -> String {
-        let mut line = String::with_capacity(160);
+        let mut line = String::with_capacity(192);
         let _ = write!(
             line,
             "{} - {} [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\"",
             self.remote(),
             self.user.as_deref().unwrap_or("-"),
-            clf_time(self.time),
+            Clf(self.time),
             self.method,
             self.uri,
             self.version,
             self.status.as_u16(),
             sent,
-            text(&self.referer).replace('"', "\\\""),
-            text(&self.user_agent).replace('"', "\\\""),
+            Quoted(text(&self.referer)),
+            Quoted(text(&self.user_agent)),
         );
         line
     }
 
     fn json(&self, sent: u64) -> String {
-        serde_json::json!({
-            "time": humantime::format_rfc3339_millis(self.time).to_string(),
-            "remote_addr": self.remote(),
-            "peer_addr": self.remote.map_or_else(|| "-".to_owned(), |a| a.ip().to_string()),
-            "user": self.user,
-            "client_cert": self.client_cert,
-            "method": self.method.as_str(),
-            "uri": self.uri.to_string(),
-            "protocol": format!("{:?}", self.version),
-            "status": self.status.as_u16(),
-            "bytes_sent": sent,
-            "duration_ms": self.start.elapsed().as_secs_f64() * 1000.0,
-            "referer": text(&self.referer),
-            "user_agent": text(&self.user_agent),
-        })
-        .to_string()
+        let line = JsonLine {
+            bytes_sent: sent,
+            client_cert: self.client_cert.as_deref(),
+            duration_ms: self.start.elapsed().as_secs_f64() * 1000.0,
+            method: self.method.as_str(),
+            peer_addr: Addr(self.remote.map(|a| a.ip())),
+            protocol: self.version,
+            referer: text(&self.referer),
+            remote_addr: self.remote(),
+            status: self.status.as_u16(),
+            time: humantime::format_rfc3339_millis(self.time),
+            uri: &self.uri,
+            user: self.user.as_deref(),
+            user_agent: text(&self.user_agent),
+        };
+        serde_json::to_string(&line).unwrap_or_default()
+    }
+}
+
+/// The JSON format's fields, serialized without building a `Value` first. Alphabetical, the
+/// order the line has always had.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    bytes_sent: u64,
+    client_cert: Option<&'a str>,
+    duration_ms: f64,
+    method: &'a str,
+    #[serde(serialize_with = "display")]
+    peer_addr: Addr,
+    #[serde(serialize_with = "debug")]
+    protocol: Version,
+    referer: &'a str,
+    #[serde(serialize_with = "display")]
+    remote_addr: Addr,
+    status: u16,
+    #[serde(serialize_with = "display")]
+    time: humantime::Rfc3339Timestamp,
+    #[serde(serialize_with = "display")]
+    uri: &'a Uri,
+    user: Option<&'a str>,
+    user_agent: &'a str,
+}
+
+/// A field as the string its `Display` writes, streamed into the JSON (no `String` first).
+fn display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// A field as the string its `Debug` writes (`HTTP/1.1`).
+fn debug<T: fmt::Debug, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:?}"))
+}
+
+/// An IP address, or `-` for none (unix sockets).
+struct Addr(Option<IpAddr>);
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// Text inside a quoted field of the combined format: `"` written as `\"`.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = self.0.split('"');
+        f.write_str(parts.next().unwrap_or(""))?;
+        for part in parts {
+            f.write_str("\\\"")?;
+            f.write_str(part)?;
+        }
+        Ok(())
     }
 }
 
@@ -147,44 +208,115 @@ fn text(value: &Option<http::HeaderValue>) -> &str {
 }
 
 /// Common Log Format time, in UTC: `24/Nov/2026:22:10:26 +0000`.
-fn clf_time(t: SystemTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
-        day,
-        MONTHS[(month - 1) as usize % 12],
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+struct Clf(SystemTime);
+
+impl fmt::Display for Clf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let secs = self.0.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+            day,
+            MONTHS[(month - 1) as usize % 12],
+            year,
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
     use std::time::Duration;
 
     #[test]
-    fn clf_time_matches_known_dates() {
+    fn clf_matches_known_dates() {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_558_226); // 2026-11-24T22:10:26Z
-        assert_eq!(clf_time(t), "24/Nov/2026:22:10:26 +0000");
-        assert_eq!(clf_time(UNIX_EPOCH), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(Clf(t).to_string(), "24/Nov/2026:22:10:26 +0000");
+        assert_eq!(Clf(UNIX_EPOCH).to_string(), "01/Jan/1970:00:00:00 +0000");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(clf_time(leap), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(Clf(leap).to_string(), "29/Feb/2000:00:00:00 +0000");
+    }
+
+    /// A record of `GET /a?b=1` from 192.0.2.1, at 2026-11-24T22:10:26Z, answered 404.
+    fn record(format: AccessLogFormat, headers: &HeaderMap) -> Box<Record> {
+        let uri = "/a?b=1".parse().unwrap();
+        let peer = Some("192.0.2.1:4711".parse().unwrap());
+        let mut r = Record::start(format, peer, &Method::GET, &uri, Version::HTTP_11, headers)
+            .expect("the log is on");
+        r.time = UNIX_EPOCH + Duration::from_millis(1_795_558_226_042);
+        r.set_status(StatusCode::NOT_FOUND);
+        r
+    }
+
+    #[test]
+    fn combined_lines() {
+        let mut headers = HeaderMap::new();
+        headers.insert("referer", "https://r.test/\"x\"".parse().unwrap());
+        headers.insert("user-agent", "ua/1 \"q\"".parse().unwrap());
+        let mut r = record(AccessLogFormat::Combined, &headers);
+        assert_eq!(
+            r.combined(12),
+            "192.0.2.1 - - [24/Nov/2026:22:10:26 +0000] \"GET /a?b=1 HTTP/1.1\" 404 12 \
+             \"https://r.test/\\\"x\\\"\" \"ua/1 \\\"q\\\"\""
+        );
+        r.set_user("alice".into());
+        r.set_client("2001:db8::1".parse().unwrap());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "user-agent",
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        r.user_agent = headers.get("user-agent").cloned();
+        r.referer = None;
+        assert_eq!(
+            r.combined(0),
+            "2001:db8::1 - alice [24/Nov/2026:22:10:26 +0000] \"GET /a?b=1 HTTP/1.1\" 404 0 \
+             \"-\" \"-\""
+        );
+    }
+
+    #[test]
+    fn json_lines() {
+        let mut headers = HeaderMap::new();
+        headers.insert("user-agent", "ua \"1\"".parse().unwrap());
+        let mut r = record(AccessLogFormat::Json, &headers);
+        let line = r.json(7);
+        let (head, tail) = line.split_once(",\"duration_ms\":").expect(&line);
+        assert_eq!(head, "{\"bytes_sent\":7,\"client_cert\":null");
+        let (ms, tail) = tail.split_once(',').expect(&line);
+        assert!(ms.parse::<f64>().is_ok_and(|ms| ms >= 0.0), "{line}");
+        assert_eq!(
+            tail,
+            "\"method\":\"GET\",\"peer_addr\":\"192.0.2.1\",\"protocol\":\"HTTP/1.1\",\
+             \"referer\":\"-\",\"remote_addr\":\"192.0.2.1\",\"status\":404,\
+             \"time\":\"2026-11-24T22:10:26.042Z\",\"uri\":\"/a?b=1\",\"user\":null,\
+             \"user_agent\":\"ua \\\"1\\\"\"}"
+        );
+        r.set_user("bob \"b\"".into());
+        r.set_client_cert("CN=x, O=y".into());
+        r.set_client("203.0.113.7".parse().unwrap());
+        let v: serde_json::Value = serde_json::from_str(&r.json(0)).unwrap();
+        assert_eq!(v["user"], "bob \"b\"");
+        assert_eq!(v["client_cert"], "CN=x, O=y");
+        assert_eq!(v["remote_addr"], "203.0.113.7");
+        assert_eq!(v["peer_addr"], "192.0.2.1");
     }
 }
