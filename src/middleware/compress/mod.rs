@@ -109,15 +109,14 @@ fn eligible(cfg: &CompressStage, resp: &Response<Body>, head: bool) -> bool {
     let Some(media) = h.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let media = media
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    cfg.content_types
-        .iter()
-        .any(|p| media.starts_with(p.as_str()))
+    // The configured types are lowercase; the response's is compared without a lowercase
+    // copy per response.
+    let media = media.split(';').next().unwrap_or("").trim();
+    cfg.content_types.iter().any(|p| {
+        media
+            .get(..p.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(p))
+    })
 }
 
 /// Whether a comma-separated header lists `token` (any case).

@@ -11,8 +11,10 @@ pub fn negotiate<'a>(
     values: impl Iterator<Item = &'a HeaderValue>,
     offered: &[Encoding],
 ) -> Option<Encoding> {
-    // q-values in thousandths, as the grammar allows at most three decimals.
-    let mut explicit: Vec<Option<u16>> = vec![None; offered.len()];
+    // q-values in thousandths, as the grammar allows at most three decimals; one slot per
+    // coding of `Encoding::ALL` (no allocation per request).
+    let mut explicit = [None::<u16>; Encoding::ALL.len()];
+    let slot = |e: Encoding| Encoding::ALL.iter().position(|a| *a == e);
     let mut star: Option<u16> = None;
     for item in values
         .filter_map(|v| v.to_str().ok())
@@ -28,14 +30,17 @@ pub fn negotiate<'a>(
         };
         if token == "*" {
             star = Some(q);
-        } else if let Some(i) = offered.iter().position(|e| names(*e, token)) {
+        } else if let Some(i) = Encoding::ALL.iter().position(|e| names(*e, token)) {
             explicit[i] = Some(q);
         }
     }
     offered
         .iter()
         .enumerate()
-        .map(|(i, e)| (explicit[i].or(star).unwrap_or(0), i, *e))
+        .map(|(i, e)| {
+            let q = slot(*e).and_then(|s| explicit[s]);
+            (q.or(star).unwrap_or(0), i, *e)
+        })
         .filter(|(q, _, _)| *q > 0)
         .max_by_key(|(q, i, _)| (*q, std::cmp::Reverse(*i)))
         .map(|(_, _, e)| e)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body::Frame;
+use http_body::{Body as _, Frame};
 use http_body_util::{BodyExt, StreamBody};
 
 use super::*;
@@ -142,7 +142,7 @@ fn compressed_responses_get_vary_weak_etag_and_no_length() {
 #[test]
 fn skipped_responses_are_untouched() {
     let text = ("content-type", "text/plain");
-    let cases: Vec<(Response<Body>, bool)> = vec![
+    let mut cases: Vec<(Response<Body>, bool)> = vec![
         (response(&[text, ("content-encoding", "gzip")], LONG), false),
         (
             response(&[text, ("cache-control", "public, no-transform")], LONG),
@@ -158,23 +158,38 @@ fn skipped_responses_are_untouched() {
         // No acceptable coding: not compressed, but says it could have been.
         (response(&[text], LONG), true),
     ];
-    for (i, (resp, varies)) in cases.into_iter().enumerate() {
-        let chosen = if varies { None } else { Some(Encoding::Gzip) };
-        let resp = apply(&cfg(), resp, chosen, false);
-        assert!(
-            resp.headers()
-                .get("content-encoding")
-                .is_none_or(|v| v == "gzip"),
-            "{i}"
-        );
-        assert_eq!(resp.headers().contains_key("vary"), varies, "{i}");
-    }
     let mut partial = response(&[text], LONG);
     *partial.status_mut() = StatusCode::PARTIAL_CONTENT;
-    let partial = apply(&cfg(), partial, Some(Encoding::Gzip), false);
-    assert!(partial.headers().get("content-encoding").is_none());
+    cases.push((partial, false));
+    for (i, (resp, varies)) in cases.into_iter().enumerate() {
+        let chosen = if varies { None } else { Some(Encoding::Gzip) };
+        // Untouched: every header as it was (only Vary gained when it could have been
+        // compressed), and the body's bytes as they were.
+        let mut expected = resp.headers().clone();
+        if varies {
+            expected.append("vary", HeaderValue::from_static("Accept-Encoding"));
+        }
+        let body = resp.body().size_hint().exact();
+        let resp = apply(&cfg(), resp, chosen, false);
+        assert_eq!(resp.headers(), &expected, "{i}");
+        assert_eq!(resp.body().size_hint().exact(), body, "{i}");
+    }
+    // HEAD: the identity representation's headers, and Vary.
     let head = response(&[text, ("content-length", "30")], "");
     let head = apply(&cfg(), head, Some(Encoding::Gzip), true);
-    assert!(head.headers().get("content-encoding").is_none());
-    assert_eq!(head.headers()["vary"], "Accept-Encoding");
+    let h = head.headers();
+    assert!(h.get("content-encoding").is_none());
+    assert_eq!(h["content-length"], "30");
+    assert_eq!(h["vary"], "Accept-Encoding");
+}
+
+#[test]
+fn media_types_match_in_any_case() {
+    let resp = response(&[("content-type", "Text/HTML; Charset=UTF-8")], LONG);
+    let resp = apply(&cfg(), resp, Some(Encoding::Gzip), false);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    // A type shorter than the configured prefix is no match.
+    let resp = response(&[("content-type", "text")], LONG);
+    let resp = apply(&cfg(), resp, Some(Encoding::Gzip), false);
+    assert!(resp.headers().get("content-encoding").is_none());
 }
