@@ -163,9 +163,12 @@ fn credentials(value: &[u8]) -> Option<(String, String)> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(rest.trim_ascii())
         .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
+    // The decoded text becomes the user name: one copy (the password's) instead of two.
+    let mut user = String::from_utf8(decoded).ok()?;
+    let colon = user.find(':')?;
+    let password = user[colon + 1..].to_owned();
+    user.truncate(colon);
+    Some((user, password))
 }
 
 /// Checks `password` against a PHC argon2 or a bcrypt hash.

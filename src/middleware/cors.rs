@@ -128,13 +128,17 @@ impl Inner {
         let Ok(origin) = std::str::from_utf8(origin) else {
             return false;
         };
-        let origin = origin.to_ascii_lowercase();
-        self.exact.contains(&origin)
+        // Compared ignoring ASCII case (the configured origins are lowercase), so that no
+        // lowercase copy is made per request.
+        self.exact.iter().any(|o| o.eq_ignore_ascii_case(origin))
             || self.wildcard.iter().any(|(scheme, domain)| {
-                origin.strip_prefix(scheme.as_str()).is_some_and(|host| {
-                    host.len() > domain.len()
-                        && host.ends_with(domain.as_str())
-                        && !host[..host.len() - domain.len()].contains(['/', ':', '@'])
+                strip_prefix_ignore_case(origin, scheme).is_some_and(|host| {
+                    let cut = host.len().saturating_sub(domain.len());
+                    cut > 0
+                        && host
+                            .get(cut..)
+                            .is_some_and(|d| d.eq_ignore_ascii_case(domain))
+                        && !host[..cut].contains(['/', ':', '@'])
                 })
             })
     }
@@ -209,5 +213,44 @@ impl Inner {
             ),
         );
         resp
+    }
+}
+
+/// `text` without `prefix`, the prefix matched ignoring ASCII case.
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_match_ignoring_case() {
+        let cfg = CorsStage {
+            allowed_origins: vec!["https://app.example".into(), "https://*.example.com".into()],
+            allowed_methods: vec![Method::GET],
+            allowed_headers: Vec::new(),
+            exposed_headers: Vec::new(),
+            allow_credentials: false,
+            max_age: std::time::Duration::from_secs(1),
+        };
+        let cors = Cors::new(&cfg).unwrap();
+        let allows = |o: &str| cors.inner.allows(o.as_bytes());
+        assert!(allows("https://app.example"));
+        assert!(allows("HTTPS://App.Example"));
+        assert!(!allows("https://app.example:8443"));
+        assert!(allows("https://a.b.example.com"));
+        assert!(allows("Https://A.EXAMPLE.COM"));
+        assert!(!allows("https://example.com"));
+        assert!(!allows("https://.example.com.evil"));
+        assert!(!allows("http://a.example.com"));
+        assert!(!allows("https://evil.test/x.example.com"));
+        assert!(!allows("https://u@a.example.com"));
+        // The cut between subdomain and domain falls inside a character.
+        assert!(!allows("https://ééééééx"));
+        assert!(!cors.inner.allows(b"https://\xff.example.com"));
     }
 }

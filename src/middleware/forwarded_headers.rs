@@ -52,24 +52,30 @@ impl ForwardedHeaders {
         if !contains(&self.trusted, peer) {
             return None;
         }
-        let hops: Box<dyn Iterator<Item = Hop<'_>>> =
-            if self.forwarded && headers.contains_key(http::header::FORWARDED) {
-                Box::new(list_rev(headers, "forwarded").map(forwarded_element))
-            } else {
-                let mut fors = self.x_for.then(|| list_rev(headers, "x-forwarded-for"));
-                let mut protos = self.x_proto.then(|| list_rev(headers, "x-forwarded-proto"));
-                let mut hosts = self.x_host.then(|| list_rev(headers, "x-forwarded-host"));
-                Box::new(std::iter::from_fn(move || {
-                    let hop = Hop {
-                        client: fors.as_mut().and_then(Iterator::next),
-                        proto: protos.as_mut().and_then(Iterator::next),
-                        host: hosts.as_mut().and_then(Iterator::next),
-                    };
-                    (hop != Hop::default()).then_some(hop)
-                }))
+        if self.forwarded && headers.contains_key(http::header::FORWARDED) {
+            return self.walk(peer, list_rev(headers, "forwarded").map(forwarded_element));
+        }
+        let mut fors = self.x_for.then(|| list_rev(headers, "x-forwarded-for"));
+        let mut protos = self.x_proto.then(|| list_rev(headers, "x-forwarded-proto"));
+        let mut hosts = self.x_host.then(|| list_rev(headers, "x-forwarded-host"));
+        let hops = std::iter::from_fn(move || {
+            let hop = Hop {
+                client: fors.as_mut().and_then(Iterator::next),
+                proto: protos.as_mut().and_then(Iterator::next),
+                host: hosts.as_mut().and_then(Iterator::next),
             };
+            (hop != Hop::default()).then_some(hop)
+        });
+        self.walk(peer, hops)
+    }
+
+    /// Walks `hops` (nearest first) from the trusted `peer`: generic over the two header
+    /// forms, so that neither is boxed per request.
+    fn walk<'a>(&self, peer: IpAddr, hops: impl Iterator<Item = Hop<'a>>) -> Option<ClientAddr> {
         let mut ip = peer;
-        let mut resolved: Option<ClientAddr> = None;
+        let mut believed = false;
+        // Borrowed from the headers while walking; copied once, for the hop that won.
+        let (mut proto, mut host) = (None, None);
         for hop in hops.take(self.limit) {
             if !contains(&self.trusted, ip) {
                 break;
@@ -82,31 +88,26 @@ impl ForwardedHeaders {
                 },
                 None => None,
             };
-            let addr = resolved.get_or_insert(ClientAddr {
-                ip,
-                scheme: None,
-                host: None,
-                original_peer: None,
-            });
+            believed = true;
             if let Some(client) = client {
                 ip = client;
-                addr.ip = client;
             }
-            if let Some(proto) = hop.proto.and_then(scheme) {
-                addr.scheme = Some(proto);
-            }
-            if let Some(host) = hop
+            proto = hop.proto.filter(|p| is_scheme(p)).or(proto);
+            host = hop
                 .host
                 .filter(|h| h.parse::<http::uri::Authority>().is_ok())
-            {
-                addr.host = Some(host.to_owned());
-            }
+                .or(host);
             if client.is_none() {
                 // Without the next hop's address, its trust cannot be judged.
                 break;
             }
         }
-        resolved
+        believed.then(|| ClientAddr {
+            ip,
+            scheme: proto.map(str::to_ascii_lowercase),
+            host: host.map(str::to_owned),
+            original_peer: None,
+        })
     }
 }
 
@@ -118,14 +119,15 @@ impl Middleware for ForwardedHeaders {
         let Some(mut addr) = self.resolve(peer, req.headers()) else {
             return next.run(req);
         };
-        let earlier = req.extensions().get::<ClientAddr>().cloned();
-        addr.original_peer = match &earlier {
-            Some(e) => e.original_peer,
-            None => connection_peer(&req),
-        };
-        if let Some(e) = earlier {
-            addr.scheme = addr.scheme.or(e.scheme);
-            addr.host = addr.host.or(e.host);
+        // An earlier stage's answer (taken: it is replaced below) keeps the connection's
+        // peer and fills in what this one did not learn.
+        match req.extensions_mut().remove::<ClientAddr>() {
+            Some(earlier) => {
+                addr.original_peer = earlier.original_peer;
+                addr.scheme = addr.scheme.or(earlier.scheme);
+                addr.host = addr.host.or(earlier.host);
+            }
+            None => addr.original_peer = connection_peer(&req),
         }
         req.extensions_mut().insert(addr.clone());
         Box::pin(async move {
@@ -166,12 +168,17 @@ fn forwarded_element(element: &str) -> Hop<'_> {
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        match key.trim().to_ascii_lowercase().as_str() {
-            "for" => hop.client = Some(value),
-            "proto" => hop.proto = Some(value),
-            "host" => hop.host = Some(value),
-            _ => {}
-        }
+        let key = key.trim();
+        let slot = if key.eq_ignore_ascii_case("for") {
+            &mut hop.client
+        } else if key.eq_ignore_ascii_case("proto") {
+            &mut hop.proto
+        } else if key.eq_ignore_ascii_case("host") {
+            &mut hop.host
+        } else {
+            continue;
+        };
+        *slot = Some(value);
     }
     hop
 }
@@ -188,14 +195,13 @@ fn node_ip(text: &str) -> Option<IpAddr> {
     text.parse::<SocketAddr>().ok().map(|a| a.ip())
 }
 
-/// A URI scheme (`http`, `https`, ...), lowercase; anything else is ignored.
-fn scheme(text: &str) -> Option<String> {
-    let valid = text.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+/// Whether `text` is a URI scheme (`http`, `https`, ...); anything else is ignored.
+fn is_scheme(text: &str) -> bool {
+    text.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         && text.len() <= 16
         && text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    valid.then(|| text.to_ascii_lowercase())
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 #[cfg(test)]
@@ -252,7 +258,7 @@ mod tests {
     fn reads_rfc_7239() {
         let h = headers(&[(
             "forwarded",
-            "for=192.0.2.43, for=\"[2001:db8:cafe::17]:4711\";proto=https;host=example.com",
+            "for=192.0.2.43, For=\"[2001:db8:cafe::17]:4711\";PROTO=HTTPS;host=example.com",
         )]);
         let r = stage(1, &["::1/128"], true).resolve(ip("::1"), &h).unwrap();
         assert_eq!(r.ip, ip("2001:db8:cafe::17"));
@@ -272,7 +278,7 @@ mod tests {
         assert_eq!(node_ip("192.0.2.60:4711"), Some(ip("192.0.2.60")));
         assert_eq!(node_ip("2001:db8::1"), Some(ip("2001:db8::1")));
         assert_eq!(node_ip("_hidden"), None);
-        assert_eq!(scheme("HTTPS").as_deref(), Some("https"));
-        assert_eq!(scheme("ht tp"), None);
+        assert!(is_scheme("HTTPS") && is_scheme("coap+tcp"));
+        assert!(!is_scheme("ht tp") && !is_scheme("1http") && !is_scheme(""));
     }
 }

@@ -7,51 +7,37 @@
 //! decoded once and split on `/` and `\` (so `/%2Egit/`, `/a%2F.git` and `/.GIT` are all
 //! `.git`), compared case-insensitively (Windows and macOS file systems are).
 
-use http::{Method, Request, StatusCode};
+use http::{Request, StatusCode};
 use percent_encoding::percent_decode_str;
 
 use crate::body::Body;
 use crate::config::RequestFilterStage;
 use crate::pipeline::{error_response, HandlerFuture, Middleware, Next};
 
-/// The `request_filter` stage.
+/// The `request_filter` stage: its options as loaded; names and extensions are compared
+/// ignoring ASCII case, so nothing needs preparing.
 pub struct RequestFilter {
-    max_url_length: usize,
-    max_query_length: usize,
-    /// Lowercase (compared ignoring ASCII case).
-    segments: Vec<String>,
-    /// Lowercase, with their leading dot.
-    extensions: Vec<String>,
-    methods: Vec<Method>,
-    reject_double_escaping: bool,
+    cfg: RequestFilterStage,
 }
 
 impl RequestFilter {
-    /// Prepares the stage's options for case-insensitive comparison.
+    /// The stage for `cfg`.
     pub fn new(cfg: &RequestFilterStage) -> RequestFilter {
-        let lower = |list: &[String]| list.iter().map(|s| s.to_ascii_lowercase()).collect();
-        RequestFilter {
-            max_url_length: cfg.max_url_length,
-            max_query_length: cfg.max_query_length,
-            segments: lower(&cfg.deny_path_segments),
-            extensions: lower(&cfg.deny_extensions),
-            methods: cfg.deny_methods.clone(),
-            reject_double_escaping: cfg.reject_double_escaping,
-        }
+        RequestFilter { cfg: cfg.clone() }
     }
 
     /// Why `req` is refused, as a status, or `None` to let it through.
     fn verdict<B>(&self, req: &Request<B>) -> Option<StatusCode> {
-        if self.methods.contains(req.method()) {
+        if self.cfg.deny_methods.contains(req.method()) {
             return Some(StatusCode::METHOD_NOT_ALLOWED);
         }
         let path = req.uri().path();
         let query = req.uri().query().unwrap_or("");
-        if path.len() > self.max_url_length || query.len() > self.max_query_length {
+        if path.len() > self.cfg.max_url_length || query.len() > self.cfg.max_query_length {
             return Some(StatusCode::URI_TOO_LONG);
         }
         let decoded = percent_decode_str(path).decode_utf8_lossy();
-        if self.reject_double_escaping && has_escape(&decoded) {
+        if self.cfg.reject_double_escaping && has_escape(&decoded) {
             return Some(StatusCode::BAD_REQUEST);
         }
         self.hidden(&decoded).then_some(StatusCode::NOT_FOUND)
@@ -61,12 +47,17 @@ impl RequestFilter {
     /// extension.
     fn hidden(&self, decoded: &str) -> bool {
         let mut segments = decoded.split(['/', '\\']).filter(|s| !s.is_empty());
-        let denied = |s: &str| self.segments.iter().any(|d| d.eq_ignore_ascii_case(s));
+        let denied = |s: &str| {
+            self.cfg
+                .deny_path_segments
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(s))
+        };
         if segments.clone().any(denied) {
             return true;
         }
         segments.next_back().is_some_and(|last| {
-            self.extensions.iter().any(|e| {
+            self.cfg.deny_extensions.iter().any(|e| {
                 last.len() >= e.len()
                     && last.as_bytes()[last.len() - e.len()..].eq_ignore_ascii_case(e.as_bytes())
             })
@@ -124,5 +115,22 @@ mod tests {
         assert_eq!(status("/Web.Config", "GET"), Some(404));
         assert_eq!(status("/%252e%252e/x", "GET"), Some(400));
         assert_eq!(status("/100%25", "GET"), None);
+    }
+
+    #[test]
+    fn options_in_any_case_match_paths_in_any_case() {
+        let cfg = RequestFilterStage {
+            deny_path_segments: vec!["Bin".into()],
+            deny_extensions: vec![".ENV".into()],
+            ..RequestFilterStage::default()
+        };
+        let filter = RequestFilter::new(&cfg);
+        let verdict = |path: &str| {
+            let req = Request::builder().uri(path).body(()).unwrap();
+            filter.verdict(&req).map(|s| s.as_u16())
+        };
+        assert_eq!(verdict("/bIN/x"), Some(404));
+        assert_eq!(verdict("/a/prod.Env"), Some(404));
+        assert_eq!(verdict("/binary/prod.envy"), None);
     }
 }
