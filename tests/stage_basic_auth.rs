@@ -11,7 +11,7 @@ use common::*;
 use harrier::config::BasicAuthStage;
 use harrier::middleware::basic_auth::{AuthUser, BasicAuth};
 use harrier::pipeline::{handler_fn, Chain, Middleware};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio::time::timeout;
 
@@ -41,23 +41,6 @@ async fn hash_password(input: &str, args: &[&str]) -> (i32, String, String) {
         text(out.stdout),
         text(out.stderr),
     )
-}
-
-/// The first line of `lines` that `wanted` accepts, each read bounded by [`STEP`].
-async fn line_where<R: tokio::io::AsyncBufRead + Unpin>(
-    lines: &mut tokio::io::Lines<R>,
-    wanted: impl Fn(&str) -> bool,
-) -> String {
-    loop {
-        let line = timeout(STEP, lines.next_line())
-            .await
-            .expect("a line in time")
-            .unwrap()
-            .expect("the stream ended first");
-        if wanted(&line) {
-            return line;
-        }
-    }
 }
 
 fn settings(users: &str) -> String {
@@ -189,30 +172,17 @@ async fn the_user_reaches_the_handler_and_the_response() {
 #[tokio::test]
 async fn failures_are_logged_without_the_password_and_the_user_is_in_the_access_log() {
     let (_, hash, _) = hash_password("pw\n", &[]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("harrier.toml");
-    std::fs::write(&file, settings(&format!("alice = \"{}\"", hash.trim_end()))).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "-l", "http://127.0.0.1:0", "-c"])
-        .arg(&file)
-        .env_remove("RUST_LOG")
-        .env_remove("HARRIER_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = line_where(&mut stderr, |l| l.starts_with("listening on ")).await;
-    let url = url.trim_start_matches("listening on ").to_owned();
+    let mut served = serve_binary(&settings(&format!("alice = \"{}\"", hash.trim_end()))).await;
+    let url = served.url.clone();
     let client = reqwest::Client::builder().timeout(STEP).build().unwrap();
     let bad = client
         .get(&url)
         .basic_auth("mallory", Some("hunter2-secret"));
     assert_eq!(bad.send().await.unwrap().status(), 401);
-    let warn = line_where(&mut stderr, |line| line.contains("basic auth failed")).await;
+    let warn = line_where(&mut served.stderr, |line| {
+        line.contains("basic auth failed")
+    })
+    .await;
     assert!(warn.contains("WARN") && warn.contains("mallory"), "{warn}");
     assert!(warn.contains("127.0.0.1"), "client IP logged: {warn}");
     assert!(
@@ -224,7 +194,6 @@ async fn failures_are_logged_without_the_password_and_the_user_is_in_the_access_
         .get(format!("{url}/page"))
         .basic_auth("alice", Some("pw"));
     assert_eq!(good.send().await.unwrap().status(), 200);
-    let line = line_where(&mut stdout, |line| line.contains("/page")).await;
+    let line = line_where(&mut served.stdout, |line| line.contains("/page")).await;
     assert!(line.starts_with("127.0.0.1 - alice ["), "{line}");
-    child.kill().await.unwrap();
 }

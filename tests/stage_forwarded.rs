@@ -4,14 +4,7 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-use tokio::time::timeout;
-
-const BIN: &str = env!("CARGO_BIN_EXE_harrier");
 
 /// A site whose responses say which client it saw; `stage` is the forwarded_headers table.
 fn site(stage: &str) -> String {
@@ -37,17 +30,9 @@ handler = {{ type = "respond", status = 200, body = "ok" }}
 }
 
 async fn client_seen(addr: std::net::SocketAddr, extra: &str) -> String {
-    let req = format!("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}\r\n");
-    let resp = exchange(addr, req.as_bytes()).await;
+    let resp = request(addr, "GET", "/", extra).await;
     assert_eq!(status_of(&resp), 200, "{resp}");
-    header(&resp, "x-client").unwrap_or_default().to_owned()
-}
-
-fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
-    resp.split("\r\n\r\n").next()?.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
+    header_of(&resp, "x-client").unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -103,11 +88,7 @@ async fn the_same_over_http2_and_ip_filter_sees_the_resolved_client() {
         site("")
     );
     let server = start(&toml, &[]).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(STEP)
-        .build()
-        .unwrap();
+    let client = h2c();
     let get = |ip: &'static str| {
         client
             .get(server.url("/"))
@@ -125,49 +106,17 @@ async fn the_same_over_http2_and_ip_filter_sees_the_resolved_client() {
 
 #[tokio::test]
 async fn the_access_log_shows_the_resolved_client_and_keeps_the_peer() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("harrier.toml");
-    let toml = format!("[log]\naccess_log = \"json\"\n{}", site(""));
-    std::fs::write(&file, toml).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "-l", "http://127.0.0.1:0", "-c"])
-        .arg(&file)
-        .env_remove("RUST_LOG")
-        .env_remove("HARRIER_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = timeout(STEP, stderr.next_line()).await.unwrap().unwrap();
-        if let Some(url) = line
-            .as_deref()
-            .and_then(|l| l.strip_prefix("listening on "))
-        {
-            break url.to_owned();
-        }
-    };
+    let mut served = serve_binary(&format!("[log]\naccess_log = \"json\"\n{}", site(""))).await;
     let client = reqwest::Client::builder().timeout(STEP).build().unwrap();
     let resp = client
-        .get(format!("{url}/logged"))
+        .get(format!("{}/logged", served.url))
         .header("x-forwarded-for", "203.0.113.7")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let line = loop {
-        let line = timeout(STEP, stdout.next_line()).await.unwrap().unwrap();
-        let line = line.expect("the server exited before logging the request");
-        if line.contains("/logged") {
-            break line;
-        }
-    };
+    let line = line_where(&mut served.stdout, |line| line.contains("/logged")).await;
     let json: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(json["remote_addr"], "203.0.113.7", "{line}");
     assert_eq!(json["peer_addr"], "127.0.0.1", "{line}");
-    child.kill().await.unwrap();
 }

@@ -31,8 +31,7 @@ handler = { type = "respond", status = 200, body = "never" }
 "#;
 
 async fn status(addr: std::net::SocketAddr, path: &str) -> u16 {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    status_of(&exchange(addr, req.as_bytes()).await)
+    status_of(&request(addr, "GET", path, "").await)
 }
 
 #[tokio::test]
@@ -51,11 +50,7 @@ async fn allow_and_deny_over_http1() {
 #[tokio::test]
 async fn the_same_over_http2() {
     let server = start(SITE, &[]).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(STEP)
-        .build()
-        .unwrap();
+    let client = h2c();
     for (path, expected) in [("/local", 200), ("/denied", 403), ("/elsewhere", 403)] {
         let resp = client.get(server.url(path)).send().await.unwrap();
         assert_eq!(resp.version(), reqwest::Version::HTTP_2);

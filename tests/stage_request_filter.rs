@@ -24,9 +24,7 @@ handler = { type = "respond", status = 200, body = "ok" }
 "#;
 
 async fn status(addr: SocketAddr, method: &str, target: &str) -> u16 {
-    let req = format!("{method} {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    let resp = exchange(addr, req.as_bytes()).await;
-    status_of(&resp)
+    status_of(&request(addr, method, target, "").await)
 }
 
 #[tokio::test]
@@ -104,11 +102,7 @@ async fn defaults_apply_without_options() {
 #[tokio::test]
 async fn the_same_over_http2() {
     let server = start(SITE, &[]).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(STEP)
-        .build()
-        .unwrap();
+    let client = h2c();
     for (path, want) in [("/ok", 200), ("/x/.Git/HEAD", 404), ("/%252e", 400)] {
         let resp = client.get(server.url(path)).send().await.unwrap();
         assert_eq!(resp.version(), reqwest::Version::HTTP_2);

@@ -5,13 +5,15 @@ pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use harrier::config::{self, LoadOptions};
 use harrier::pipeline::Handler;
 use harrier::Server;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -195,11 +197,88 @@ pub fn echo() -> harrier::pipeline::Handler {
 /// must answer the same on both.
 pub fn clients() -> [(&'static str, reqwest::Client); 2] {
     let h1 = reqwest::Client::builder().http1_only().timeout(STEP);
-    let h2 = reqwest::Client::builder()
+    [("HTTP/1.1", h1.build().expect("client")), ("HTTP/2", h2c())]
+}
+
+/// A client speaking HTTP/2 without TLS (prior knowledge), each request bounded by `STEP`.
+pub fn h2c() -> reqwest::Client {
+    reqwest::Client::builder()
         .http2_prior_knowledge()
-        .timeout(STEP);
-    [
-        ("HTTP/1.1", h1.build().expect("client")),
-        ("HTTP/2", h2.build().expect("client")),
-    ]
+        .timeout(STEP)
+        .build()
+        .expect("client")
+}
+
+/// Sends `METHOD target` (Host `t`, `extra` header lines each ending in CRLF) on a new
+/// connection that asks to be closed, and returns the raw response.
+pub async fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> String {
+    let req = format!("{method} {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}\r\n");
+    exchange(addr, req.as_bytes()).await
+}
+
+/// The value of header `name` (any case) in the head of a raw HTTP/1.1 response.
+pub fn header_of<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.split("\r\n\r\n").next()?.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A `harrier serve` process (the built binary) started from a settings file, with its
+/// output read line by line; killed when dropped.
+pub struct Served {
+    /// The URL it printed as `listening on ...`.
+    pub url: String,
+    /// Standard output: the access log.
+    pub stdout: Lines<BufReader<ChildStdout>>,
+    /// Standard error: the other logs, after the listening line.
+    pub stderr: Lines<BufReader<ChildStderr>>,
+    _child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// Runs `harrier serve -l http://127.0.0.1:0 -c FILE` with `toml` as FILE, and waits for it
+/// to listen.
+pub async fn serve_binary(toml: &str) -> Served {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("harrier.toml");
+    std::fs::write(&file, toml).expect("write settings");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harrier"))
+        .args(["serve", "-l", "http://127.0.0.1:0", "-c"])
+        .arg(&file)
+        .env_remove("RUST_LOG")
+        .env_remove("HARRIER_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn harrier");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = line_where(&mut stderr, |l| l.starts_with("listening on ")).await;
+    Served {
+        url: listening["listening on ".len()..].to_owned(),
+        stdout,
+        stderr,
+        _child: child,
+        _dir: dir,
+    }
+}
+
+/// The next line of `lines` that `wanted` accepts, each read bounded by [`STEP`].
+pub async fn line_where<R: AsyncBufRead + Unpin>(
+    lines: &mut Lines<R>,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        let line = tokio::time::timeout(STEP, lines.next_line())
+            .await
+            .expect("a line in time")
+            .expect("read a line")
+            .expect("the stream ended first");
+        if wanted(&line) {
+            return line;
+        }
+    }
 }
