@@ -68,18 +68,18 @@ impl Server {
         for ep in &self.config.endpoints {
             endpoints.push(BoundEndpoint::bind(ep, &self.config)?);
         }
-        // Redirects go to the first https:// endpoint's real port (the config may say 0).
+        // Redirects go to the first https:// endpoint's real port (the config may say 0),
+        // known only now that every endpoint is bound; which endpoints redirect is the
+        // config's word, whatever `bind` filled in.
         let https_port = endpoints
             .iter()
             .find(|e| matches!(e.listener, Listener::Tcp(_, true)))
             .and_then(|e| e.listener.local_addr())
             .map(|a| a.port());
         let mut quic = Vec::new();
-        for bound in &mut endpoints {
+        for (bound, ep) in endpoints.iter_mut().zip(&self.config.endpoints) {
             if let Some(info) = Arc::get_mut(&mut bound.info) {
-                if info.https_redirect_port.is_some() {
-                    info.https_redirect_port = https_port;
-                }
+                info.https_redirect_port = https_port.filter(|_| ep.https_redirect);
             }
             quic.extend(QuicListener::from_bound(bound, &self.config)?);
         }
@@ -288,7 +288,8 @@ const CERT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reloads changed certificates: on file-change notifications, by polling every
 /// `CERT_POLL` as the fallback (Kubernetes secret symlink swaps and some bind mounts do not
-/// notify reliably), and at once when `reload` (SIGHUP) fires. A broken new file keeps the old certificate.
+/// notify reliably), and at once when `reload` (SIGHUP) fires. A broken new file keeps the
+/// old certificate.
 async fn watch_certificates(endpoints: Vec<Arc<EndpointTls>>, reload: Arc<tokio::sync::Notify>) {
     if endpoints.is_empty() {
         return;
