@@ -116,9 +116,8 @@ impl Section {
         allowed: &[&'static str],
         empty: &str,
     ) -> Option<Vec<(Field, &'static str)>> {
-        let items = self.check(field, field.items())?;
+        let items = self.list(field, empty);
         if items.is_empty() {
-            self.report(field.problem(empty));
             return None;
         }
         let mut seen: Vec<(Field, &'static str)> = Vec::new();
@@ -210,11 +209,9 @@ impl Section {
         let items = field.items().map_err(expected);
         let mut read_all = Vec::new();
         for item in self.check(&field, items).unwrap_or_default() {
-            if !matches!(item.node.value, Value::Table(_)) {
-                self.report(item.problem(item.expected("a table")));
+            let Some(mut t) = self.table(item, "a table") else {
                 continue;
-            }
-            let mut t = Section::new(item.path, item.node);
+            };
             read_all.push(read(&mut t));
             t.close_into(self);
         }
