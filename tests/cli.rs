@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_harrier");
 const STEP: Duration = Duration::from_secs(20);
 
@@ -81,6 +83,20 @@ fn curl(args: &[&str]) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The first line the server writes on stdout (its access log), waiting at most `STEP`.
+fn first_stdout_line(server: &mut Running) -> String {
+    let stdout = server.child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    // The reader ends when the server does (`Running` kills it), line or not.
+    std::thread::spawn(move || {
+        let _ = tx.send(BufReader::new(stdout).lines().next());
+    });
+    rx.recv_timeout(STEP)
+        .expect("no access log line in time")
+        .expect("stdout closed without an access log line")
+        .expect("read stdout")
 }
 
 fn run(args: &[&str], dir: &Path) -> std::process::Output {
@@ -217,8 +233,7 @@ fn the_access_log_goes_to_stdout_in_combined_format() {
     let dir = site();
     let mut server = spawn(&["--listen", "http://127.0.0.1:0"], &[], dir.path(), 1);
     curl(&["-A", "test-agent", &format!("{}/data.txt", server.urls[0])]);
-    let stdout = server.child.stdout.take().unwrap();
-    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let line = first_stdout_line(&mut server);
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
     assert!(
         line.contains("] \"GET /data.txt HTTP/1.1\" 200 10 \"-\" \"test-agent\""),
@@ -324,8 +339,7 @@ fn the_access_log_can_be_json_or_off() {
         1,
     );
     curl(&[&format!("{}/data.txt?x=1", server.urls[0])]);
-    let stdout = server.child.stdout.take().unwrap();
-    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let line = first_stdout_line(&mut server);
     let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
     assert_eq!(v["status"], 200, "{line}");
     assert_eq!(v["method"], "GET", "{line}");
@@ -348,6 +362,39 @@ fn the_access_log_can_be_json_or_off() {
         std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
         assert_eq!(out, "", "access log is off");
     }
+}
+
+/// The verified client certificate's subject reaches the JSON access log, with curl as
+/// the client.
+#[cfg(unix)]
+#[test]
+fn the_client_certificate_subject_is_in_the_access_log() {
+    use common::pki::{https_endpoint, Ca};
+    let ca = Ca::new("Log CA");
+    let dir = common::pki::site(&ca, &["localhost", "127.0.0.1"]);
+    // One CA issues both the server's certificate and alice's.
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let (cert, key) = ca.client("alice").write(dir.path(), "alice");
+    let toml = format!(
+        "[log]\naccess_log = \"json\"\n{}",
+        https_endpoint("client_certificate = \"require\"\nclient_ca = \"ca.pem\"")
+    );
+    std::fs::write(dir.path().join("harrier.toml"), toml).unwrap();
+    let mut server = spawn(&["serve", "."], &[], dir.path(), 1);
+    let path = |p: &Path| p.to_str().expect("UTF-8 temp path").to_owned();
+    curl(&[
+        "--cacert",
+        &path(&ca_file),
+        "--cert",
+        &path(&cert),
+        "--key",
+        &path(&key),
+        &format!("{}/", server.urls[0]),
+    ]);
+    let line = first_stdout_line(&mut server);
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert_eq!(v["client_cert"], "CN=alice", "{line}");
+    assert_eq!(v["status"], 200, "{line}");
 }
 
 #[cfg(unix)]

@@ -200,18 +200,19 @@ fn documented_example(after: &str, first: &str) -> String {
         .collect()
 }
 
+/// Loads `example` as the settings file `file`, which must work.
+fn load_example(example: &str, file: &Path) -> Config {
+    config::load_str(example, file, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}\n{example}"))
+}
+
 /// The commented https:// example of `config/harrier.toml` (from the first commented
 /// `[[endpoints]]` after "For example" to the end of the comment block) loads once
 /// uncommented, so the documentation cannot drift from the reader.
 #[test]
 fn documented_https_example_loads() {
     let example = documented_example("# For example", "# [[endpoints]]");
-    let loaded = config::load_str(
-        &example,
-        Path::new("config/harrier.toml"),
-        &LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    let loaded = load_example(&example, Path::new("config/harrier.toml"));
     let tls = loaded.endpoints[1].tls.as_ref().expect("an https endpoint");
     assert!(loaded.endpoints[0].https_redirect && loaded.endpoints[1].protocols.http3);
     assert_eq!(tls.certificates.len(), 2);
@@ -228,13 +229,10 @@ fn documented_sites_example_loads() {
         fs::create_dir(dir.path().join(sub)).unwrap();
     }
     let endpoint = "[[endpoints]]\nname = \"web\"\nurl = \"http://127.0.0.1:0\"\n";
-    let example = format!("{endpoint}{sites}");
-    let loaded = config::load_str(
-        &example,
+    let loaded = load_example(
+        &format!("{endpoint}{sites}"),
         &dir.path().join("harrier.toml"),
-        &LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    );
     let [main, other] = &loaded.sites[..] else {
         panic!("two sites: {:?}", loaded.sites)
     };
@@ -248,12 +246,7 @@ fn documented_sites_example_loads() {
 #[test]
 fn documented_proxy_example_loads() {
     let example = documented_example("# For example, a site whose /api/", "# [[sites]]");
-    let loaded = config::load_str(
-        &example,
-        Path::new("config/harrier.toml"),
-        &LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    let loaded = load_example(&example, Path::new("config/harrier.toml"));
     let routes = &loaded.sites[0].routes;
     assert!(matches!(&routes[0].handler, HandlerConfig::Proxy(p) if p.upstreams.len() == 2));
     assert!(matches!(&routes[1].handler, HandlerConfig::App { app, .. } if app == "python-app"));
@@ -264,12 +257,7 @@ fn documented_proxy_example_loads() {
 #[test]
 fn defaults_print_and_load_back() {
     let defaults = Config::defaults(Path::new("."));
-    let mut again = config::load_str(
-        &defaults.to_toml(),
-        Path::new("x.toml"),
-        &LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut again = load_example(&defaults.to_toml(), Path::new("x.toml"));
     assert_eq!(again.source.take(), Some("x.toml".into()));
     assert_eq!(again, defaults);
 }

@@ -1,6 +1,7 @@
 //! Client certificates (mutual TLS) over real sockets: `client_certificate = "require"` and
 //! `"allow"` with `client_ca`, with certificates from the trusted CA (directly or through an
-//! intermediate), from another CA, and none.
+//! intermediate), from another CA, and none. The subject in the access log is checked
+//! through the binary, in tests/cli.rs.
 
 mod common;
 
@@ -139,68 +140,4 @@ async fn an_unusable_client_ca_stops_the_server_naming_the_file() {
         let message = bind_error(dir.path(), &toml).await;
         assert!(message.contains(file), "{file}: {message}");
     }
-}
-
-/// The verified client's subject reaches the access log (JSON), through the real binary
-/// and curl as the client.
-#[cfg(unix)]
-#[test]
-fn the_client_certificate_subject_is_in_the_access_log() {
-    use std::io::{BufRead, BufReader};
-    let ca = Ca::new("Log CA");
-    let dir = site(&ca, &["localhost", "127.0.0.1"]);
-    ca.write(dir.path(), "clients-ca.pem");
-    let (cert, key) = ca.client("alice").write(dir.path(), "alice");
-    let ca_file = ca.write(dir.path(), "ca.pem");
-    let toml = format!(
-        "[log]\naccess_log = \"json\"\n{}",
-        https_endpoint("client_certificate = \"require\"\nclient_ca = \"clients-ca.pem\"")
-    );
-    std::fs::write(dir.path().join("harrier.toml"), toml).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harrier"))
-        .args(["serve", "."])
-        .current_dir(dir.path())
-        .env_remove("HARRIER_CONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bound every blocking read below: kill the server if the test has not finished.
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(30));
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status();
-    });
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let url = stderr
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
-        .expect("listening line");
-    let out = std::process::Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "10", "--cacert"])
-        .arg(&ca_file)
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .arg(format!("{url}/"))
-        .output()
-        .expect("curl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(v["client_cert"], "CN=alice", "{line}");
 }
