@@ -221,7 +221,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     .as_secs_f64()
     .max(1e-9);
 
-    report(&args, &total, elapsed, handshakes);
+    report(&args, &mut total, elapsed, handshakes);
     Ok(if total.requests > 0 && total.errors == 0 {
         ExitCode::SUCCESS
     } else {
@@ -229,22 +229,25 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     })
 }
 
-fn report(args: &Args, total: &Stats, elapsed: f64, handshakes: Duration) {
-    let mut lat = total.latencies_us.clone();
-    lat.sort_unstable();
+fn report(args: &Args, total: &mut Stats, elapsed: f64, handshakes: Duration) {
+    total.latencies_us.sort_unstable();
+    let lat = &total.latencies_us;
+    let ms = |us: u32| f64::from(us) / 1000.0;
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
             return f64::NAN;
         }
         let rank = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len());
-        lat[rank - 1] as f64 / 1000.0
+        ms(lat[rank - 1])
     };
+    let (p50, p90, p99) = (pct(0.5), pct(0.9), pct(0.99));
     let mean = if lat.is_empty() {
         f64::NAN
     } else {
-        lat.iter().map(|&v| v as f64).sum::<f64>() / lat.len() as f64 / 1000.0
+        lat.iter().map(|&v| f64::from(v)).sum::<f64>() / lat.len() as f64 / 1000.0
     };
-    let max = lat.last().map_or(f64::NAN, |&v| v as f64 / 1000.0);
+    let max = lat.last().map_or(f64::NAN, |&v| ms(v));
+    let handshakes_ms = handshakes.as_secs_f64() * 1000.0;
     let rps = total.requests as f64 / elapsed;
     let bps = total.body_bytes as f64 / elapsed;
     eprintln!(
@@ -260,13 +263,8 @@ fn report(args: &Args, total: &Stats, elapsed: f64, handshakes: Duration) {
         total.non_2xx
     );
     eprintln!(
-        "  latency ms: mean {:.3} p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}; handshakes {:.1} ms",
-        mean,
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        max,
-        handshakes.as_secs_f64() * 1000.0
+        "  latency ms: mean {mean:.3} p50 {p50:.3} p90 {p90:.3} p99 {p99:.3} max {max:.3}; \
+         handshakes {handshakes_ms:.1} ms"
     );
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
     let json = serde_json::json!({
@@ -283,12 +281,12 @@ fn report(args: &Args, total: &Stats, elapsed: f64, handshakes: Duration) {
         "non_2xx": total.non_2xx,
         "latency_ms": {
             "mean": round(mean),
-            "p50": round(pct(0.5)),
-            "p90": round(pct(0.9)),
-            "p99": round(pct(0.99)),
+            "p50": round(p50),
+            "p90": round(p90),
+            "p99": round(p99),
             "max": round(max),
         },
-        "handshakes_ms": round(handshakes.as_secs_f64() * 1000.0),
+        "handshakes_ms": round(handshakes_ms),
     });
     println!("{json}");
 }

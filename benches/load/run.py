@@ -135,11 +135,18 @@ class Server:
         self.pids = children(self.proc.pid)
 
     def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """Stops the whole process group (nginx workers too); never raises, so that one
+        server already gone does not leave the others running."""
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def make_site(d):
@@ -159,25 +166,30 @@ def make_cert(d):
     return crt, key
 
 
-def upstream_server(tmp, site):
-    """The fast upstream both proxies forward to: an nginx serving the same files."""
-    port = free_port()
-    conf = os.path.join(tmp, "upstream.conf")
+def nginx(name, tmp, workers, http, ports):
+    """An nginx in the foreground, files under `tmp`, access log off; `http` is the rest of
+    its http block."""
+    conf = os.path.join(tmp, f"{name}.conf")
     with open(conf, "w") as f:
-        f.write(f"""worker_processes 1;
+        f.write(f"""worker_processes {workers};
 daemon off;
-pid {tmp}/upstream.pid;
-error_log {tmp}/upstream-error.log crit;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log crit;
 events {{ worker_connections 16384; }}
 http {{
   access_log off;
   open_file_cache max=1000 inactive=60s;
   keepalive_requests 10000000;
   default_type application/octet-stream;
-  server {{ listen 127.0.0.1:{port}; root {site}; }}
-}}
+{http}}}
 """)
-    return Server("upstream", ["nginx", "-c", conf, "-p", tmp], {"http": port})
+    return Server(name, ["nginx", "-c", conf, "-p", tmp], ports)
+
+
+def upstream_server(tmp, site):
+    """The fast upstream both proxies forward to: an nginx serving the same files."""
+    port = free_port()
+    return nginx("upstream", tmp, 1, f"  server {{ listen 127.0.0.1:{port}; root {site}; }}\n", {"http": port})
 
 
 def harrier_server(tmp, site, crt, key, workers, upstream_port):
@@ -229,20 +241,7 @@ handler = {{ type = "respond", body = "Hello, World!", headers = {{ "content-typ
 
 def nginx_server(tmp, site, crt, key, workers, upstream_port):
     ports = {"http": free_port(), "https": free_port(), "proxy": free_port()}
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""worker_processes {workers};
-daemon off;
-master_process on;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log crit;
-events {{ worker_connections 16384; }}
-http {{
-  access_log off;
-  sendfile on; tcp_nopush on; tcp_nodelay on;
-  open_file_cache max=1000 inactive=60s;
-  keepalive_requests 10000000;
-  default_type application/octet-stream;
+    return nginx("nginx", tmp, workers, f"""  sendfile on; tcp_nopush on; tcp_nodelay on;
   server {{
     listen 127.0.0.1:{ports['http']};
     root {site};
@@ -266,9 +265,7 @@ http {{
       proxy_set_header Connection "";
     }}
   }}
-}}
-""")
-    return Server("nginx", ["nginx", "-c", conf, "-p", tmp], ports)
+""", ports)
 
 
 def caddy_server(tmp, site, crt, key, workers):
@@ -361,8 +358,8 @@ def stats(xs):
 
 def measure(server, tool, scheme, path, extra, args, pin_load, h3load, label):
     """One round of one workload against one server: (req/s, p99 ms, req per CPU-second)."""
-    url = f"https://127.0.0.1:{server.ports[scheme]}{path}" if scheme == "h3" else \
-        f"{scheme}://127.0.0.1:{server.ports[scheme]}{path}"
+    # `scheme` names the server's port; "h3" and "proxy" are https and http endpoints.
+    url = f"{'https' if scheme in ('https', 'h3') else 'http'}://127.0.0.1:{server.ports[scheme]}{path}"
     before = cpu_seconds(server.pids)
     rps, p99, problem, served = run_load(tool, url, extra, args.duration, pin_load, h3load)
     cpu = cpu_seconds(server.pids) - before
@@ -372,23 +369,30 @@ def measure(server, tool, scheme, path, extra, args, pin_load, h3load, label):
     return rps, p99, served / cpu if cpu > 0 else float("nan")
 
 
+def interleaved(runs, rounds, measure_one):
+    """`rounds` rounds of every run in turn, so that drift during the benchmark touches them
+    all alike: for each run, its lists of "rps", "p99" and "eff" (from `measure_one(run)`)."""
+    res = {run: {"rps": [], "p99": [], "eff": []} for run in runs}
+    for _ in range(rounds):
+        for run in runs:
+            for key, v in zip(("rps", "p99", "eff"), measure_one(run)):
+                res[run][key].append(v)
+    return res
+
+
 def h3_table(name, path, servers, args, pin_load, h3load):
     """HTTP/3 against h2 (same server, same file) and, if present, Caddy; rounds interleaved."""
-    runs = [(s, proto) for s in servers for proto in ("h3", "h2")]
-    res = {(s.name, proto): {"rps": [], "p99": [], "eff": []} for s, proto in runs}
-    for _ in range(args.rounds):
-        for s, proto in runs:
-            tool, scheme = ("h3load", "h3") if proto == "h3" else ("h2load", "https")
-            rps, p99, eff = measure(s, tool, scheme, path, [], args, pin_load, h3load, f"{name} {proto}")
-            for key, v in (("rps", rps), ("p99", p99), ("eff", eff)):
-                res[(s.name, proto)][key].append(v)
+    tools = {"h3": ("h3load", "h3"), "h2": ("h2load", "https")}
+    runs = [(s, proto) for s in servers for proto in tools]
+    res = interleaved(runs, args.rounds, lambda run: measure(
+        run[0], *tools[run[1]], path, [], args, pin_load, h3load, f"{name} {run[1]}"))
     print(f"\n{name}: h3load -c {H3_CONNS} -m {H3_STREAMS} (1 s warm-up) vs h2load -c 50 -m 10, same server and file")
     header = f"{'server':8} {'h3 req/s':>17} {'h2 req/s':>17} {'h3/h2':>6} {'p99 ms h3/h2':>14} {'req/CPU-s h3/h2':>17} {'peak RSS MiB':>13}"
     print(header)
     print("-" * len(header))
     h3_rps = {}
     for s in servers:
-        h3, h2 = res[(s.name, "h3")], res[(s.name, "h2")]
+        h3, h2 = res[(s, "h3")], res[(s, "h2")]
         (m3, sp3), (m2, sp2) = stats(h3["rps"]), stats(h2["rps"])
         h3_rps[s.name] = m3
         ratio = m3 / m2 if m2 else float("nan")
@@ -447,7 +451,8 @@ def main():
         os.makedirs(os.path.join(tmp, "c"))
         servers.append(caddy_server(os.path.join(tmp, "c"), site, crt, key, workers))
     try:
-        upstream.start(pin_load)
+        if any(scheme == "proxy" for _name, _tool, scheme, _path, _extra in tcp_workloads):
+            upstream.start(pin_load)
         for s in servers:
             s.start(pin_server)
         print(f"machine: {os.cpu_count()} cores; {'full machine' if args.full else 'server on core 0, load on core 1, one worker each'}; "
@@ -459,14 +464,9 @@ def main():
             print(header)
             print("-" * len(header))
         for name, tool, scheme, path, extra in tcp_workloads:
-            res = {s.name: {"rps": [], "p99": [], "eff": []} for s in pair}
-            for _ in range(args.rounds):
-                for s in pair:
-                    rps, p99, eff = measure(s, tool, scheme, path, extra, args, pin_load, None, name)
-                    res[s.name]["rps"].append(rps)
-                    res[s.name]["p99"].append(p99)
-                    res[s.name]["eff"].append(eff)
-            h, n = res["harrier"], res["nginx"]
+            res = interleaved(pair, args.rounds,
+                              lambda s: measure(s, tool, scheme, path, extra, args, pin_load, None, name))
+            h, n = res[pair[0]], res[pair[1]]
             (mh, sh_), (mn, sn) = stats(h["rps"]), stats(n["rps"])
             med = statistics.median
             ratio = mh / mn if mn else float("nan")
