@@ -90,10 +90,16 @@ impl Rules {
 pub struct Headers {
     request: Rules,
     response: Arc<Rules>,
-    /// Some value uses a placeholder: per-request variables must be gathered.
-    needs_vars: bool,
-    /// Some value uses `{request_id}` (the only costly variable).
-    needs_request_id: bool,
+    /// The placeholders the values use; `None` when every value is fixed.
+    uses: Option<Uses>,
+}
+
+/// Which per-request variables some value uses: each is copied out of the request (or
+/// generated, for `{request_id}`) only then.
+struct Uses {
+    client_ip: bool,
+    host: bool,
+    request_id: bool,
 }
 
 impl Headers {
@@ -102,11 +108,13 @@ impl Headers {
         let request = Rules::new(&cfg.request)?;
         let response = Rules::new(&cfg.response)?;
         let templates = || request.templates().chain(response.templates());
-        let needs_vars = templates().next().is_some();
-        let needs_request_id = templates().any(Template::uses_request_id);
+        let uses = templates().next().is_some().then(|| Uses {
+            client_ip: templates().any(Template::uses_client_ip),
+            host: templates().any(Template::uses_host),
+            request_id: templates().any(Template::uses_request_id),
+        });
         Ok(Headers {
-            needs_vars,
-            needs_request_id,
+            uses,
             request,
             response: Arc::new(response),
         })
@@ -114,7 +122,7 @@ impl Headers {
 }
 
 /// Per-request values for the placeholders header values may use (`{client_ip}`, `{host}`,
-/// `{request_id}`), gathered once for both directions.
+/// `{request_id}`), gathered once for both directions; those no value uses stay empty.
 struct Owned {
     client_ip: Option<String>,
     host: Option<String>,
@@ -122,8 +130,8 @@ struct Owned {
 }
 
 impl Owned {
-    fn of(req: &Request<Body>, with_request_id: bool) -> Owned {
-        let request_id = if with_request_id {
+    fn of(req: &Request<Body>, uses: &Uses) -> Owned {
+        let request_id = if uses.request_id {
             req.headers()
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
@@ -132,8 +140,11 @@ impl Owned {
             String::new()
         };
         Owned {
-            client_ip: client_ip(req).map(|ip| ip.to_string()),
-            host: request_host(req),
+            client_ip: uses
+                .client_ip
+                .then(|| client_ip(req).map(|ip| ip.to_string()))
+                .flatten(),
+            host: uses.host.then(|| request_host(req)).flatten(),
             request_id,
         }
     }
@@ -152,20 +163,20 @@ impl Owned {
 
 impl Middleware for Headers {
     fn handle(&self, mut req: Request<Body>, next: Next) -> HandlerFuture {
-        let owned = self
-            .needs_vars
-            .then(|| Owned::of(&req, self.needs_request_id));
+        let owned = self.uses.as_ref().map(|uses| Owned::of(&req, uses));
         if !self.request.is_empty() {
             let vars = owned.as_ref().map(Owned::vars);
             self.request.apply(req.headers_mut(), vars.as_ref());
         }
+        if self.response.is_empty() {
+            // Nothing to do on the way back: no wrapping future.
+            return next.run(req);
+        }
         let response = Arc::clone(&self.response);
         Box::pin(async move {
             let mut resp = next.run(req).await;
-            if !response.is_empty() {
-                let vars = owned.as_ref().map(Owned::vars);
-                response.apply(resp.headers_mut(), vars.as_ref());
-            }
+            let vars = owned.as_ref().map(Owned::vars);
+            response.apply(resp.headers_mut(), vars.as_ref());
             resp
         })
     }
