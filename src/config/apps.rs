@@ -306,10 +306,7 @@ fn rapid_fail(t: &mut Section, d: Option<RapidFail>) -> Option<RapidFail> {
         return d;
     };
     let mut r = read?;
-    let d = d.unwrap_or(RapidFail {
-        crashes: 5,
-        window: Duration::from_secs(300),
-    });
+    let d = d.unwrap_or_default();
     let rapid = RapidFail {
         crashes: r.read("crashes", d.crashes, |f| {
             narrow(in_range(f.count()?, 1, 1000)?, u32::MAX)
