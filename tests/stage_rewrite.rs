@@ -328,3 +328,30 @@ async fn the_documented_recipes_do_what_they_say() {
         }
     }
 }
+
+/// A condition's `{R:n}` is checked against the rule's groups as the action's url is: a
+/// group the match does not have stops the loading instead of reading as "" per request.
+#[test]
+fn templates_may_only_use_the_groups_the_match_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = r#"
+[[sites]]
+hosts = ["*"]
+[[sites.use]]
+type = "rewrite"
+[[sites.use.rules]]
+match = "^/a/(.*)$"
+conditions = [{ input = "{R:1}", pattern = "x" }, { input = "{R:2}", pattern = "y" }]
+action = { type = "rewrite", url = "/{R:1}" }
+"#;
+    let opts = harrier::config::LoadOptions::default();
+    let err = match harrier::config::load_str(toml, &dir.path().join("harrier.toml"), &opts) {
+        Ok(_) => panic!("loaded a condition using a group the match lacks"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("rules[0].conditions[1].input: {R:2}: the rule's match has 1 group(s)"),
+        "{err}"
+    );
+    assert!(!err.contains("conditions[0]"), "{err}");
+}

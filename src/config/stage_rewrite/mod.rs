@@ -5,8 +5,8 @@
 use http::StatusCode;
 use regex::{Regex, RegexBuilder};
 
-use super::reader::{Field, Section};
-use super::routes::status;
+use super::reader::{in_range, Field, Section};
+use super::routes::{redirect_status, status};
 
 mod print;
 mod template;
@@ -146,7 +146,8 @@ fn rule(t: &mut Section) -> Option<RewriteRule> {
                 .and_then(|p| rewrite_regex(&p, ignore_case).map(|r| (p, r)));
             t.check(&f, r)
         });
-    // With `negate`, the path did not match: there are no groups, only {R:0}.
+    // With `negate`, the path did not match: there are no groups, only {R:0}. Conditions
+    // and the action's url both see the rule's groups.
     let groups = match (&regex, negate) {
         (Some((_, r)), false) => r.captures_len(),
         _ => 1,
@@ -154,7 +155,7 @@ fn rule(t: &mut Section) -> Option<RewriteRule> {
     let conditions = t.tables(
         "conditions",
         "conditions = [{ input = ..., pattern = ... }]",
-        |c| condition(c, ignore_case),
+        |c| condition(c, ignore_case, groups),
     );
     let match_any = t.read("logical_grouping", false, |f| {
         f.choice(&["all", "any"]).map(|g| g == "any")
@@ -188,14 +189,16 @@ fn rule(t: &mut Section) -> Option<RewriteRule> {
     })
 }
 
-fn condition(t: &mut Section, ignore_case: bool) -> Option<RewriteCondition> {
+fn condition(t: &mut Section, ignore_case: bool, groups: usize) -> Option<RewriteCondition> {
     let input = t
         .require(
             "input",
             "a condition needs an input, e.g. input = \"{HTTP_HOST}\"",
         )
         .and_then(|f| {
-            let r = f.string().and_then(|s| check_template(&s, 10).map(|()| s));
+            let r = f
+                .string()
+                .and_then(|s| check_template(&s, groups).map(|()| s));
             t.check(&f, r)
         });
     let negate = t.read("negate", false, Field::bool);
@@ -224,7 +227,6 @@ fn condition(t: &mut Section, ignore_case: bool) -> Option<RewriteCondition> {
 }
 
 const ACTIONS: [&str; 5] = ["rewrite", "redirect", "custom_response", "abort", "none"];
-const REDIRECTS: [u64; 5] = [301, 302, 303, 307, 308];
 
 fn action(a: &mut Section, groups: usize) -> Option<RewriteAction> {
     let kind = a
@@ -254,15 +256,7 @@ fn action(a: &mut Section, groups: usize) -> Option<RewriteAction> {
         },
         "redirect" => {
             let url = url(a);
-            let status = a.read("status", StatusCode::MOVED_PERMANENTLY, |f| {
-                let code = f.count()?;
-                if !REDIRECTS.contains(&code) {
-                    return Err(format!(
-                        "a redirect's status must be 301, 302, 303, 307 or 308, found {code}"
-                    ));
-                }
-                status(code)
-            });
+            let status = a.read("status", StatusCode::MOVED_PERMANENTLY, redirect_status);
             RewriteAction::Redirect {
                 url: url?,
                 status,
@@ -276,10 +270,7 @@ fn action(a: &mut Section, groups: usize) -> Option<RewriteAction> {
                     "a custom response needs a status, e.g. status = 403",
                 )
                 .and_then(|f| {
-                    let r = f.count().and_then(|c| match c {
-                        200..=599 => status(c),
-                        _ => Err(format!("must be between 200 and 599, found {c}")),
-                    });
+                    let r = f.count().and_then(|c| status(in_range(c, 200, 599)?));
                     a.check(&f, r)
                 })?,
         },
