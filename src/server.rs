@@ -69,8 +69,7 @@ impl Server {
             endpoints.push(BoundEndpoint::bind(ep, &self.config)?);
         }
         // Redirects go to the first https:// endpoint's real port (the config may say 0),
-        // known only now that every endpoint is bound; which endpoints redirect is the
-        // config's word, whatever `bind` filled in.
+        // known only now that every endpoint is bound.
         let https_port = endpoints
             .iter()
             .find(|e| matches!(e.listener, Listener::Tcp(_, true)))

@@ -67,27 +67,24 @@ fn body(resp: &str) -> &str {
     resp.split("\r\n\r\n").nth(1).unwrap_or("")
 }
 
-fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
-    resp.split("\r\n\r\n").next()?.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 #[tokio::test]
 async fn sites_are_chosen_by_host() {
     let server = start(TWO_SITES, &FILES).await;
     let addr = server.addr;
     let app = get(addr, "app.test", "/", "").await;
     assert_eq!(body(&app), "APP INDEX", "{app}");
-    assert_eq!(header(&app, "x-site"), Some("app"));
+    assert_eq!(header_of(&app, "x-site"), Some("app"));
     let sub = get(addr, "www.app.test:8080", "/main.js", "").await;
     assert_eq!(body(&sub), "console.log(1)", "{sub}");
     let docs = get(addr, "DOCS.test", "/", "").await;
     assert_eq!(body(&docs), "DOCS", "{docs}");
-    assert_eq!(header(&docs, "x-seen-host"), Some("docs.test"));
-    assert_eq!(header(&docs, "etag"), None, "removed by the stage: {docs}");
-    assert_eq!(header(&docs, "x-site"), None);
+    assert_eq!(header_of(&docs, "x-seen-host"), Some("docs.test"));
+    assert_eq!(
+        header_of(&docs, "etag"),
+        None,
+        "removed by the stage: {docs}"
+    );
+    assert_eq!(header_of(&docs, "x-site"), None);
     // No site for this host: 421 by default.
     assert_eq!(status_of(&get(addr, "other.test", "/", "").await), 421);
     // A wildcard covers subdomains only, not the bare parent.
@@ -111,7 +108,7 @@ async fn routes_match_in_order_with_methods_headers_and_captures() {
     let health = get(addr, "app.test", "/healthz", "").await;
     assert_eq!((status_of(&health), body(&health)), (200, "ok"), "{health}");
     assert_eq!(
-        header(&health, "x-site"),
+        header_of(&health, "x-site"),
         Some("app"),
         "site stages run for routes too"
     );
@@ -121,15 +118,15 @@ async fn routes_match_in_order_with_methods_headers_and_captures() {
 
     let moved = get(addr, "app.test", "/old/a/b.html?x=1", "").await;
     assert_eq!(status_of(&moved), 301, "{moved}");
-    assert_eq!(header(&moved, "location"), Some("/new/a/b.html?x=1"));
+    assert_eq!(header_of(&moved, "location"), Some("/new/a/b.html?x=1"));
 
     let debug = get(addr, "app.test", "/api/v1", "x-debug: 1\r\n").await;
     assert_eq!(body(&debug), "debug api", "{debug}");
-    assert_eq!(header(&debug, "x-debug-route"), Some("yes"));
+    assert_eq!(header_of(&debug, "x-debug-route"), Some("yes"));
     let api = get(addr, "app.test", "/api/v1", "").await;
     assert_eq!((status_of(&api), body(&api)), (503, "api down"), "{api}");
-    assert_eq!(header(&api, "retry-after"), Some("5"));
-    assert_eq!(header(&api, "x-debug-route"), None);
+    assert_eq!(header_of(&api, "retry-after"), Some("5"));
+    assert_eq!(header_of(&api, "x-debug-route"), None);
 
     // Nothing matches: the SPA fallback of the site's static files.
     let spa = get(addr, "app.test", "/some/client/route", "").await;

@@ -41,10 +41,7 @@ async fn probe(target: &UpstreamTarget, ready: &Readiness) -> bool {
         // The connector dials its own target whatever the URI.
         return connector.call(http::Uri::default()).await.is_ok();
     };
-    let authority = match target {
-        UpstreamTarget::Tcp { host, port, .. } => format!("{host}:{port}"),
-        UpstreamTarget::Unix(_) => "localhost".to_owned(),
-    };
+    let authority = crate::handlers::proxy::authority(target);
     let Ok(request) = http::Request::get(format!("http://{authority}{path}"))
         .header(http::header::USER_AGENT, "harrier-readiness")
         .body(Empty::<Bytes>::new())

@@ -17,7 +17,6 @@ use super::instance::{describe, Instance};
 use super::replace::Replace;
 use super::{process, readiness, recycle};
 use crate::config::{AppConfig, AppStart, Recycle};
-use crate::handlers::proxy;
 use crate::handlers::proxy::upstream::{SetStatus, Upstream, UpstreamSet};
 
 /// How often the recycling limits of a ready instance are checked.
@@ -226,14 +225,7 @@ impl AppCtx {
             }
         };
         let target = inst.upstream.target.clone();
-        log!(
-            info,
-            self,
-            index,
-            pid = inst.pid,
-            "starting on {}",
-            proxy::label(&target)
-        );
+        log!(info, self, index, pid = inst.pid, "starting on {target}");
         enum Waited {
             Ready,
             TimedOut,

@@ -182,13 +182,7 @@ fn host_port(text: &str, authority: &str) -> Result<(String, Option<u16>), Strin
         if host.is_empty() {
             return Err(format!("{text:?} has no host"));
         }
-        let label_ok = |label: &str| {
-            (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        if host.len() > 253 || !host.split('.').all(label_ok) {
+        if !super::sites::is_host_name(host) {
             return Err(format!(
                 "{text:?}: {host:?} is not a host name or IP address"
             ));

@@ -4,6 +4,7 @@
 //! reads the body; so does this wrapper, for every protocol. A violation surfaces as a body
 //! error that [`BodyLimitError::status`] maps to the status a handler should answer with.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -137,5 +138,3 @@ where
         self.inner.size_hint()
     }
 }
-
-use std::future::Future;

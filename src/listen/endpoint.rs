@@ -51,7 +51,7 @@ pub struct BoundEndpoint {
 }
 
 impl BoundEndpoint {
-    /// Binds `ep` (of `config`, which the https redirect target is taken from).
+    /// Binds `ep` (`config` supplies the server-wide limits it applies).
     pub fn bind(ep: &EndpointConfig, config: &Config) -> Result<Self, EndpointError> {
         let url = ep.url.to_string();
         let tls = match (&ep.url, &ep.tls) {
@@ -83,7 +83,8 @@ impl BoundEndpoint {
         let info = EndpointInfo {
             name: ep.name.clone(),
             url: listener.url(),
-            https_redirect_port: ep.https_redirect.then(|| https_port(config)).flatten(),
+            // Set by the server once every endpoint is bound (the https port may be 0 here).
+            https_redirect_port: None,
             hsts: ep.tls.as_ref().and_then(|t| t.hsts).map(hsts_value),
             alt_svc,
             require_sni_host_match: ep.tls.as_ref().is_some_and(|t| t.require_sni_host_match),
@@ -184,14 +185,6 @@ fn warn_if_small_udp_buffers() {
             }
         }
     });
-}
-
-/// The port of the first https:// endpoint, where plain-HTTP requests are redirected.
-fn https_port(config: &Config) -> Option<u16> {
-    config.endpoints.iter().find_map(|e| match e.url {
-        ListenUrl::Https(addr) => Some(addr.port()),
-        _ => None,
-    })
 }
 
 fn hsts_value(h: Hsts) -> HeaderValue {

@@ -55,7 +55,7 @@ impl ErrorPages {
                     *status,
                     Page {
                         body,
-                        content_type: content_type(rel),
+                        content_type: crate::handlers::static_files::content_type(rel),
                     },
                 ))
             })
@@ -64,17 +64,6 @@ impl ErrorPages {
             pages: Arc::new(pages),
         })
     }
-}
-
-/// The page's media type; text gets `charset=utf-8`, as the static handler does.
-fn content_type(path: &Path) -> HeaderValue {
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let text = if mime.type_() == mime_guess::mime::TEXT {
-        format!("{mime}; charset=utf-8")
-    } else {
-        mime.to_string()
-    };
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("application/octet-stream"))
 }
 
 /// The page for `status`: an exact code beats its class.

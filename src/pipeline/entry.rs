@@ -155,11 +155,12 @@ where
                 if let Some(client) = resp.extensions().get::<super::ClientAddr>() {
                     record.set_client(client.ip);
                 }
+                // Only the log reads the user from the response: taken, not copied.
                 let user = resp
-                    .extensions()
-                    .get::<crate::middleware::basic_auth::AuthUser>();
+                    .extensions_mut()
+                    .remove::<crate::middleware::basic_auth::AuthUser>();
                 if let Some(user) = user {
-                    record.set_user(user.0.clone());
+                    record.set_user(user.0);
                 }
             }
             let guard = match resp.extensions_mut().remove::<super::Tunnel>() {

@@ -80,7 +80,7 @@ impl Proxy {
         let list = cfg
             .upstreams
             .iter()
-            .map(|u| Upstream::new(u.target.clone(), u.weight, label(&u.target)))
+            .map(|u| Upstream::new(u.target.clone(), u.weight, u.target.to_string()))
             .collect();
         let set = UpstreamSet::fixed(list);
         Self::new(cfg, set, upgrades, Duration::ZERO, "upstreams".to_owned())
@@ -470,11 +470,6 @@ struct Upgrade {
     h2: bool,
 }
 
-/// An upstream's label in logs: its URL as written in settings.
-pub fn label(target: &UpstreamTarget) -> String {
-    target.to_string()
-}
-
 /// The scheme of a TCP upstream (`None` for unix sockets).
 fn scheme_of(target: &UpstreamTarget) -> Option<UpstreamScheme> {
     match target {
@@ -483,8 +478,9 @@ fn scheme_of(target: &UpstreamTarget) -> Option<UpstreamScheme> {
     }
 }
 
-/// `host:port` of a TCP upstream (IPv6 in brackets); `localhost` for unix sockets.
-fn authority(target: &UpstreamTarget) -> String {
+/// `host:port` of a TCP upstream (IPv6 in brackets); `localhost` for unix sockets: the
+/// authority of requests to it (the app readiness probe uses it too).
+pub(crate) fn authority(target: &UpstreamTarget) -> String {
     match target {
         UpstreamTarget::Tcp { host, port, .. } if host.contains(':') => format!("[{host}]:{port}"),
         UpstreamTarget::Tcp { host, port, .. } => format!("{host}:{port}"),

@@ -32,6 +32,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
 use self::cache::{FileCache, Hit};
+/// A file's media type as the static handler sends it, for other stages that send files
+/// (error pages) so the same file gets the same header.
+pub use self::entry::content_type;
 use self::entry::{FileEntry, Stamp, Variant};
 use self::file_body::Source;
 use self::lookup::{Resolved, Settings};
