@@ -6,30 +6,6 @@ use common::*;
 use harrier::config::{self, LoadOptions};
 use harrier::Server;
 
-/// Starts a server whose endpoints come from `toml` itself (all on port 0).
-async fn start_endpoints(
-    toml: &str,
-) -> (
-    Vec<std::net::SocketAddr>,
-    tokio::sync::oneshot::Sender<()>,
-    tempfile::TempDir,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("index.html"), "hi").unwrap();
-    let opts = LoadOptions {
-        app_dir: dir.path().to_path_buf(),
-        ..LoadOptions::default()
-    };
-    let cfg = config::load_str(toml, &dir.path().join("harrier.toml"), &opts).unwrap();
-    let bound = Server::from_config(cfg).bind().await.unwrap();
-    let addrs = bound.local_addrs();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bound.serve(async move {
-        let _ = stopped.await;
-    }));
-    (addrs, stop, dir)
-}
-
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 async fn h2_settings_received(addr: std::net::SocketAddr) -> bool {
@@ -61,7 +37,7 @@ protocols = ["http2"]
 [[endpoints]]
 url = "http://127.0.0.1:0"
 "#;
-    let (addrs, _stop, _dir) = start_endpoints(toml).await;
+    let (addrs, _stop, _dir) = start_endpoints(toml, &[("index.html", b"hi")]).await;
     assert_eq!(addrs.len(), 3);
     let get = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 
@@ -111,7 +87,11 @@ async fn ipv6_loopback_endpoint() {
         assert!(err.to_string().contains("[::1]"), "{err}");
         return;
     }
-    let (addrs, _stop, _dir) = start_endpoints("[[endpoints]]\nurl = \"http://[::1]:0\"\n").await;
+    let (addrs, _stop, _dir) = start_endpoints(
+        "[[endpoints]]\nurl = \"http://[::1]:0\"\n",
+        &[("index.html", b"hi")],
+    )
+    .await;
     assert!(addrs[0].is_ipv6());
     let resp = exchange(
         addrs[0],

@@ -6,8 +6,6 @@ mod common;
 use std::net::SocketAddr;
 
 use common::*;
-use harrier::config::{self, LoadOptions};
-use harrier::Server;
 
 const TWO_SITES: &str = r#"
 [[sites]]
@@ -189,30 +187,6 @@ handler = { type = "respond", status = 200, body = "v2 route" }
     );
 }
 
-/// Serves `toml` on the endpoints it declares (`start` replaces them with one unnamed
-/// `--listen` endpoint, which no site can be bound to); their addresses in order.
-async fn start_endpoints(
-    toml: &str,
-) -> (
-    Vec<SocketAddr>,
-    tokio::sync::oneshot::Sender<()>,
-    tempfile::TempDir,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = LoadOptions {
-        app_dir: dir.path().to_path_buf(),
-        ..LoadOptions::default()
-    };
-    let cfg = config::load_str(toml, &dir.path().join("harrier.toml"), &opts).unwrap();
-    let bound = Server::from_config(cfg).bind().await.unwrap();
-    let addrs = bound.local_addrs();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bound.serve(async move {
-        let _ = stopped.await;
-    }));
-    (addrs, stop, dir)
-}
-
 #[tokio::test]
 async fn sites_bound_to_endpoints_answer_only_there() {
     let toml = r#"
@@ -247,7 +221,7 @@ endpoints = ["public"]
 [[sites.routes]]
 handler = { type = "respond", body = "public" }
 "#;
-    let (addrs, _stop, _dir) = start_endpoints(toml).await;
+    let (addrs, _stop, _dir) = start_endpoints(toml, &[]).await;
     let [public, admin] = addrs[..] else {
         panic!("two endpoints: {addrs:?}")
     };

@@ -100,6 +100,32 @@ pub async fn start(toml: &str, files: &[(&str, &[u8])]) -> TestServer {
     server
 }
 
+/// Serves `toml` on the endpoints it declares (`start` replaces them with one unnamed
+/// `--listen` endpoint, which no site can be bound to), with `files` in its directory: the
+/// endpoints' addresses in order, the stop signal, the directory.
+pub async fn start_endpoints(
+    toml: &str,
+    files: &[(&str, &[u8])],
+) -> (Vec<SocketAddr>, oneshot::Sender<()>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, contents) in files {
+        std::fs::write(dir.path().join(name), contents).expect("write");
+    }
+    let opts = LoadOptions {
+        app_dir: dir.path().to_path_buf(),
+        ..LoadOptions::default()
+    };
+    let cfg = config::load_str(toml, &dir.path().join("harrier.toml"), &opts)
+        .expect("test config must load");
+    let bound = Server::from_config(cfg).bind().await.expect("bind");
+    let addrs = bound.local_addrs();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async move {
+        let _ = stopped.await;
+    }));
+    (addrs, stop, dir)
+}
+
 /// Starts a server answering every request with `handler` (over an empty directory).
 pub async fn start_with(toml: &str, handler: Handler) -> TestServer {
     let tmp = tempfile::tempdir().expect("tempdir");
