@@ -3,6 +3,7 @@
 //! Embedders use it like Kestrel: `Server::from_config(cfg).bind().await?.serve(signal)`.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -186,19 +187,20 @@ impl BoundServer {
                         return;
                     }
                     // Each branch is boxed at its own size: otherwise every connection's
-                    // task would reserve room for the largest (TLS) one, idle or not.
-                    match stream {
+                    // task would reserve room for the largest (TLS) one, idle or not. Boxed
+                    // before the await, not in its statement: a temporary that lives across
+                    // an await is stored in the task too.
+                    let serving: Pin<Box<dyn Future<Output = ()> + Send>> = match stream {
                         AcceptedStream::Tcp(s) => match tls {
-                            Some(tls) => Box::pin(serve_tls(s, tls, protocols, info, ctx)).await,
-                            None => {
-                                Box::pin(proto::serve_connection(s, protocols, info, ctx)).await
-                            }
+                            Some(tls) => Box::pin(serve_tls(s, tls, protocols, info, ctx)),
+                            None => Box::pin(proto::serve_connection(s, protocols, info, ctx)),
                         },
                         #[cfg(unix)]
                         AcceptedStream::Unix(s) => {
-                            Box::pin(proto::serve_connection(s, protocols, info, ctx)).await
+                            Box::pin(proto::serve_connection(s, protocols, info, ctx))
                         }
-                    }
+                    };
+                    serving.await
                 }
             };
             acceptors.push(tokio::spawn(listen::accept_loop(

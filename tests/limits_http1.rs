@@ -265,6 +265,50 @@ async fn an_idle_keep_alive_connection_is_closed_after_keep_alive_timeout() {
     assert!(idle >= Duration::from_millis(500), "closed after {idle:?}");
 }
 
+/// Past `RELEASE_IDLE_AFTER` an idle connection gives up hyper's state and only its socket
+/// waits; the same connection must go on serving as before: plain requests, a head split
+/// across an idle gap, pipelined requests, a request with a body.
+#[tokio::test]
+async fn a_connection_idle_past_its_release_serves_on() {
+    let server = start("", &[("a.txt", b"AAA"), ("b.txt", b"BBB")]).await;
+    let idle = harrier::limits::RELEASE_IDLE_AFTER * 5;
+    let mut s = connect(server.addr).await;
+    for _ in 0..3 {
+        s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let resp = read_response(&mut s).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 200") && resp.ends_with("AAA"),
+            "{resp}"
+        );
+        tokio::time::sleep(idle).await;
+    }
+    s.write_all(b"GET /b.txt HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(idle).await;
+    s.write_all(b"st: x\r\n\r\n").await.unwrap();
+    let resp = read_response(&mut s).await;
+    assert!(
+        resp.starts_with("HTTP/1.1 200") && resp.ends_with("BBB"),
+        "{resp}"
+    );
+    tokio::time::sleep(idle).await;
+    s.write_all(b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody")
+        .await
+        .unwrap();
+    assert_eq!(status_of(&read_response(&mut s).await), 405);
+    tokio::time::sleep(idle).await;
+    s.write_all(
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /b.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let resp = read_to_close(&mut s).await;
+    let (a, b) = (resp.find("AAA"), resp.find("BBB"));
+    assert!(a.is_some() && a < b, "{resp}");
+    assert_eq!(resp.matches("HTTP/1.1 200").count(), 2, "{resp}");
+}
+
 #[tokio::test]
 async fn a_slow_upload_is_cut_off_with_408() {
     let toml = "[limits]\nmin_request_body_data_rate = { bytes_per_second = 1000, grace_period = \"500ms\" }\n";

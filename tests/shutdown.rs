@@ -112,13 +112,23 @@ async fn shutdown_timeout_closes_what_is_left() {
 #[tokio::test]
 async fn idle_keep_alive_connections_are_closed_at_shutdown() {
     let mut server = start("", &[("index.html", b"hi")]).await;
-    let mut s = connect(server.addr).await;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(status_of(&read_response(&mut s).await), 200);
+    // One connection idle long enough to have released hyper's state, one just answered.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(server.addr).await;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(status_of(&read_response(&mut s).await), 200);
+        idle.push(s);
+        if idle.len() == 1 {
+            tokio::time::sleep(harrier::limits::RELEASE_IDLE_AFTER * 5).await;
+        }
+    }
     let stopped = server.shutdown();
-    assert_eq!(read_to_close(&mut s).await, "");
+    for s in &mut idle {
+        assert_eq!(read_to_close(s).await, "");
+    }
     tokio::time::timeout(STEP, stopped)
         .await
         .expect("server did not stop")

@@ -137,6 +137,23 @@ async fn tls_versions_are_enforced() {
 /// The server's order decides the cipher suite: AES-128-GCM first (SHA-256 key schedule with
 /// hardware help, faster bulk cipher) even when the client asks for AES-256 or ChaCha20 first;
 /// a client offering only AES-256 still gets it. TLS 1.2 follows the same order.
+/// A raw TLS connection to `addr` as "a.test", handshake bounded by `STEP`.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = rustls_pki_types::ServerName::try_from("a.test").unwrap();
+        connector.connect(name, tcp).await
+    };
+    tokio::time::timeout(STEP, handshake)
+        .await
+        .expect("handshake in time")
+        .expect("handshake")
+}
+
 #[tokio::test]
 async fn the_server_prefers_aes_128_gcm_whatever_the_client_order() {
     use rustls::crypto::aws_lc_rs::cipher_suite as cs;
@@ -179,19 +196,56 @@ async fn the_server_prefers_aes_128_gcm_whatever_the_client_order() {
             .unwrap()
             .with_root_certificates(roots.clone())
             .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-        let handshake = async {
-            let tcp = tokio::net::TcpStream::connect(server.addr()).await?;
-            let name = rustls_pki_types::ServerName::try_from("a.test").unwrap();
-            connector.connect(name, tcp).await
-        };
-        let tls = tokio::time::timeout(STEP, handshake)
-            .await
-            .expect("handshake in time")
-            .expect("handshake");
+        let tls = tls_connect(server.addr(), config).await;
         let suite = tls.get_ref().1.negotiated_cipher_suite().expect("a suite");
         assert_eq!(suite.suite(), expected, "client offered {offered:?}");
     }
+}
+
+/// A TLS connection idle past `RELEASE_IDLE_AFTER` keeps its TLS session while hyper's state
+/// is released: the next requests on it are decrypted and answered, and the keep-alive
+/// timeout still ends it with TLS's close_notify (a clean end of stream, not a reset).
+#[tokio::test]
+async fn an_idle_https_connection_serves_on_after_its_release() {
+    use tokio::io::AsyncWriteExt;
+    let ca = Ca::new("Idle CA");
+    let dir = site(&ca, &["a.test"]);
+    let toml = "[limits]\nkeep_alive_timeout = \"600ms\"\n".to_string()
+        + &https_endpoint("protocols = [\"http1\"]");
+    let server = serve(dir.path(), &toml, None).await;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(ca.rustls_roots())
+        .with_no_client_auth();
+    let mut tls = tls_connect(server.addr(), config).await;
+    for _ in 0..3 {
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            .await
+            .unwrap();
+        let resp = common::read_response(&mut tls).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 200") && resp.ends_with(INDEX),
+            "{resp}"
+        );
+        tokio::time::sleep(harrier::limits::RELEASE_IDLE_AFTER * 5).await;
+    }
+    let idle = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(
+        STEP,
+        tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut rest),
+    )
+    .await
+    .expect("closed in time");
+    assert!(end.is_ok(), "not a clean close: {end:?}");
+    assert!(rest.is_empty());
+    let waited = idle.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(300),
+        "closed after {waited:?}"
+    );
 }
 
 /// Rewrites the PKCS#8 key `path` in its traditional form (PKCS#1 for RSA, SEC1 for EC) with

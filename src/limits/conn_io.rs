@@ -31,9 +31,25 @@ pub struct IoLimits {
     pub min_response_data_rate: Option<DataRate>,
 }
 
+/// Where an idle HTTP/1.1 connection's stream is put when hyper's connection around it is
+/// released (see [`ConnIo::release_when_idle`]).
+pub type ReleaseSlot<T> = Arc<std::sync::Mutex<Option<T>>>;
+
+/// How long an HTTP/1.1 connection waits for its next request before hyper's state for it
+/// (an 8 KiB read and an 8 KiB write buffer, header maps, the connection future) is released.
+/// Long enough that a busy connection keeps it (rebuilding costs a few microseconds), short
+/// enough that thousands of idle keep-alive connections hold only their sockets.
+pub const RELEASE_IDLE_AFTER: Duration = Duration::from_millis(10);
+
 /// Wraps a connection's byte stream; see the module documentation.
 pub struct ConnIo<T> {
-    inner: T,
+    /// Taken out when the stream is handed to `release`.
+    inner: Option<T>,
+    /// Where the stream goes once hyper has finished with an idle connection.
+    release: Option<ReleaseSlot<T>>,
+    /// hyper was told the stream ended because the connection is idle; its shutdown hands
+    /// the stream to `release` instead of closing it.
+    releasing: bool,
     /// Bytes already read while detecting the protocol, replayed first.
     prefix: Bytes,
     shared: Arc<ConnShared>,
@@ -71,7 +87,9 @@ impl<T> ConnIo<T> {
         head_limits: Option<HeadLimits>,
     ) -> Self {
         ConnIo {
-            inner,
+            inner: Some(inner),
+            release: None,
+            releasing: false,
             prefix,
             shared,
             limits,
@@ -82,6 +100,27 @@ impl<T> ConnIo<T> {
             write: WriteRate::default(),
             dirty: false,
         }
+    }
+
+    /// Once the connection has waited [`RELEASE_IDLE_AFTER`] for its next request, reports
+    /// the end of the stream to hyper and, when hyper shuts it down, puts the stream in
+    /// `slot` instead of closing it, so that the caller can wait for the next request without
+    /// hyper's buffers and serve it with a new connection. HTTP/1.1 only: the head scanner is
+    /// what knows that no request is half-read.
+    pub fn release_when_idle(mut self, slot: ReleaseSlot<T>) -> Self {
+        self.release = Some(slot);
+        self
+    }
+
+    /// Whether reporting the end of the stream now would lose nothing: no request is being
+    /// read or answered and every byte read belongs to a request already answered.
+    fn may_release(&self) -> bool {
+        self.release.is_some()
+            && !self.releasing
+            && self.reject.is_none()
+            && self.prefix.is_empty()
+            && RELEASE_IDLE_AFTER < self.limits.keep_alive_timeout
+            && self.scanner.as_ref().is_some_and(HeadScanner::at_boundary)
     }
 
     /// Runs the head scanner over newly read bytes; returns how many may be passed on.
@@ -154,6 +193,15 @@ fn poll_timer(
 use std::future::Future;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
+    /// The stream, or an error once it has been handed to the release slot (hyper does not
+    /// write after it was told the stream ended and shut it down).
+    fn inner(&mut self) -> io::Result<Pin<&mut T>> {
+        match self.inner.as_mut() {
+            Some(inner) => Ok(Pin::new(inner)),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
     /// Writes the canned response once every earlier response is out, then reports EOF.
     fn poll_reject(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.shared.in_flight() > 0 || self.dirty {
@@ -164,13 +212,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
             return Poll::Ready(Ok(()));
         };
         while reject.bytes.has_remaining() {
-            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &reject.bytes))?;
+            let Some(inner) = self.inner.as_mut() else {
+                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            };
+            let n = std::task::ready!(Pin::new(inner).poll_write(cx, &reject.bytes))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             reject.bytes.advance(n);
         }
-        std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        std::task::ready!(self.inner()?.poll_flush(cx))?;
         // Report end of stream: hyper drops its partial head without answering it.
         Poll::Ready(Ok(()))
     }
@@ -196,6 +247,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
                     bytes: canned_response(StatusCode::REQUEST_TIMEOUT),
                 });
                 return self.poll_reject(cx);
+            }
+            return Poll::Pending;
+        }
+        if self.may_release() {
+            let at = self.shared.idle_since() + RELEASE_IDLE_AFTER;
+            if poll_timer(&mut self.read_timer, at, cx).is_ready() {
+                self.releasing = true;
+                return Poll::Ready(Ok(()));
             }
             return Poll::Pending;
         }
@@ -280,8 +339,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<T> {
             }
             return Poll::Ready(Ok(()));
         }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
         let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        match Pin::new(inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let filled = buf.filled().len();
                 if filled == before {
@@ -307,7 +369,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let res = this.inner()?.poll_write(cx, buf);
         this.account_write(res, cx)
     }
 
@@ -317,17 +379,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let res = this.inner()?.poll_write_vectored(cx, bufs);
         this.account_write(res, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|t| t.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_flush(cx);
+        let res = this.inner()?.poll_flush(cx);
         if let Poll::Ready(Ok(())) = res {
             this.dirty = false;
             if this.reject.is_some() {
@@ -339,6 +401,114 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if !this.releasing {
+            return this.inner()?.poll_shutdown(cx);
+        }
+        if this.inner.is_some() {
+            std::task::ready!(this.inner()?.poll_flush(cx))?;
+        }
+        if let (Some(slot), Some(inner)) = (this.release.take(), this.inner.take()) {
+            // A poisoned slot (a panic elsewhere) just means the stream is dropped: closed.
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(inner);
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const BOUND: Duration = Duration::from_secs(5);
+
+    async fn read_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(end) {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    /// hyper serves a request through `ConnIo`; once the client has been idle for
+    /// `RELEASE_IDLE_AFTER`, hyper's connection ends without closing the socket, which is
+    /// handed back through the slot and still carries the client's next request.
+    #[tokio::test]
+    async fn an_idle_connection_is_handed_back_open() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let shared = ConnShared::new();
+        let limits = IoLimits {
+            keep_alive_timeout: BOUND,
+            request_headers_timeout: BOUND,
+            min_response_data_rate: None,
+        };
+        let head = HeadLimits {
+            max_request_line_size: 1024,
+            max_header_count: 10,
+            max_headers_total_size: 1024,
+        };
+        let slot = ReleaseSlot::default();
+        let io = ConnIo::new(
+            stream,
+            Bytes::new(),
+            Arc::clone(&shared),
+            limits,
+            Some(head),
+        )
+        .release_when_idle(Arc::clone(&slot));
+        let state = Arc::clone(&shared);
+        let service = hyper::service::service_fn(move |_req| {
+            drop(state.start_request());
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok"))) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        let serving = tokio::spawn(async move {
+            let started = Instant::now();
+            conn.await.map(|()| started.elapsed())
+        });
+
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(BOUND, read_until(&mut client, b"ok")).await;
+        assert!(answer
+            .expect("answered in time")
+            .starts_with(b"HTTP/1.1 200"));
+        let served = tokio::time::timeout(BOUND, serving)
+            .await
+            .expect("hyper's connection ends once idle")
+            .unwrap()
+            .expect("and ends without an error");
+        assert!(served >= RELEASE_IDLE_AFTER, "released after {served:?}");
+
+        let mut stream = slot
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the socket is handed back");
+        client
+            .write_all(b"GET /next HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let next = tokio::time::timeout(BOUND, read_until(&mut stream, b"\r\n\r\n")).await;
+        assert_eq!(
+            next.expect("next request in time"),
+            b"GET /next HTTP/1.1\r\n\r\n"
+        );
     }
 }

@@ -88,6 +88,12 @@ impl HeadScanner {
         self.in_head && self.phase == Phase::Head
     }
 
+    /// True between requests: every byte seen so far belongs to complete heads and bodies, so
+    /// a fresh scanner would judge what comes next the same way.
+    pub fn at_boundary(&self) -> bool {
+        !self.in_head && self.phase == Phase::Head
+    }
+
     /// Feeds the next bytes read from the client.
     pub fn feed(&mut self, bytes: &[u8]) -> Verdict {
         let mut i = 0;
@@ -308,6 +314,23 @@ mod tests {
             assert_eq!(s.feed(&[*b]), Verdict::Ok);
         }
         assert!(!s.in_head());
+    }
+
+    #[test]
+    fn the_boundary_between_requests_is_known() {
+        let mut s = scanner();
+        assert!(s.at_boundary());
+        s.feed(b"POST / HTTP/1.1\r\nContent-Length: 3\r");
+        assert!(!s.at_boundary(), "inside a head");
+        s.feed(b"\n\r\nab");
+        assert!(!s.at_boundary(), "inside a body");
+        s.feed(b"c");
+        assert!(s.at_boundary());
+        s.feed(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(
+            !s.at_boundary(),
+            "chunked bodies end where only hyper knows"
+        );
     }
 
     #[test]

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Protocols};
-use crate::limits::{ConnIo, ConnShared, HeadLimits, IoLimits};
+use crate::limits::{ConnIo, ConnShared, HeadLimits, IoLimits, ReleaseSlot};
 use crate::pipeline::{App, ConnInfo, Entry};
 
 pub use builders::Builders;
@@ -99,30 +100,92 @@ pub async fn serve_connection<S>(
         return;
     }
     let shared = ConnShared::new();
-    let head_limits = (!is_h2).then_some(ctx.head_limits);
-    let io = ConnIo::new(
-        stream,
-        prefix,
-        Arc::clone(&shared),
-        ctx.io_limits,
-        head_limits,
-    );
     let service = Entry::new(Arc::clone(&ctx.app), Arc::clone(&shared), Arc::new(conn));
-    // Boxed separately so an HTTP/1.1 connection does not carry the size of an HTTP/2 one.
-    if is_h2 {
+    if !is_h2 {
+        return serve_http1(stream, prefix, shared, service, &ctx).await;
+    }
+    // Boxed separately so an HTTP/1.1 connection does not carry the size of an HTTP/2 one
+    // (built in a block: what lives across an await is stored in the connection's future).
+    let serving = {
+        let io = ConnIo::new(stream, prefix, Arc::clone(&shared), ctx.io_limits, None);
         let io = TokioIo::new(h2_batch::Corked::new(io));
         let conn = ctx.builders.h2.serve_connection(io, service);
-        Box::pin(drive(h2_batch::Batched::new(conn), &shared, &ctx)).await;
-    } else {
-        let io = TokioIo::new(io);
-        // Upgrades (WebSocket through the proxy) need the connection handed over after a 101.
-        let conn = ctx
-            .builders
-            .h1
-            .serve_connection(io, service)
-            .with_upgrades();
-        Box::pin(drive(conn, &shared, &ctx)).await;
+        Box::pin(drive(h2_batch::Batched::new(conn), &shared, &ctx))
+    };
+    serving.await;
+}
+
+/// Serves HTTP/1.1 requests, giving up hyper's connection (and its buffers) whenever the
+/// client has been idle for [`crate::limits::RELEASE_IDLE_AFTER`]: the socket alone then waits for the next
+/// request, which a new hyper connection serves. Keep-alive timeout, drain and abort apply
+/// while released as while served.
+async fn serve_http1<S>(
+    mut stream: S,
+    mut prefix: Bytes,
+    shared: Arc<ConnShared>,
+    service: Entry,
+    ctx: &ConnContext,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let slot: ReleaseSlot<S> = Arc::default();
+    loop {
+        // Boxed in a block so that a released connection's future holds none of it.
+        let serving = {
+            let io = ConnIo::new(
+                stream,
+                prefix,
+                Arc::clone(&shared),
+                ctx.io_limits,
+                Some(ctx.head_limits),
+            )
+            .release_when_idle(Arc::clone(&slot));
+            // Upgrades (WebSocket through the proxy) need the connection handed over after a 101.
+            let conn = ctx
+                .builders
+                .h1
+                .serve_connection(TokioIo::new(io), service.clone())
+                .with_upgrades();
+            Box::pin(drive(conn, &shared, ctx))
+        };
+        serving.await;
+        let released = slot.lock().ok().and_then(|mut slot| slot.take());
+        let Some(released) = released else {
+            return;
+        };
+        stream = released;
+        match wait_while_released(&mut stream, &shared, ctx).await {
+            Some(bytes) => prefix = bytes,
+            None => return,
+        }
     }
+}
+
+/// Waits for a released connection's next bytes; `None` when it should close instead (the
+/// client left, the keep-alive timeout passed, the server drains or aborts).
+async fn wait_while_released<S>(
+    stream: &mut S,
+    shared: &ConnShared,
+    ctx: &ConnContext,
+) -> Option<Bytes>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = shared.idle_since() + ctx.io_limits.keep_alive_timeout;
+    let polite = tokio::select! {
+        biased;
+        _ = ctx.abort.cancelled() => false,
+        read = sniff::read_some(stream) => {
+            return read.ok().filter(|bytes| !bytes.is_empty());
+        }
+        _ = ctx.drain.cancelled() => true,
+        _ = tokio::time::sleep_until(deadline.into()) => true,
+    };
+    if polite {
+        // What hyper does when it closes an idle connection: FIN, and TLS's close_notify.
+        let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+    }
+    None
 }
 
 /// Polls a request's future once on the caller's task, so that what it answers at once is

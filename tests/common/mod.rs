@@ -11,7 +11,9 @@ use std::time::Duration;
 use harrier::config::{self, LoadOptions};
 use harrier::pipeline::Handler;
 use harrier::Server;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Lines,
+};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::oneshot;
@@ -150,7 +152,7 @@ pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
 }
 
 /// Reads until EOF or a connection reset, bounded by `STEP`.
-pub async fn read_to_close(s: &mut TcpStream) -> String {
+pub async fn read_to_close<S: AsyncRead + Unpin>(s: &mut S) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     let read = async {
@@ -168,7 +170,7 @@ pub async fn read_to_close(s: &mut TcpStream) -> String {
 }
 
 /// Reads one response head plus `content-length` body bytes from a kept-alive connection.
-pub async fn read_response(s: &mut TcpStream) -> String {
+pub async fn read_response<S: AsyncRead + Unpin>(s: &mut S) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     let read = async {
