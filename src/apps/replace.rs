@@ -12,7 +12,6 @@ use super::{process, recycle};
 /// After a recycled instance left the set, requests that picked it just before still get
 /// this long to register before an idle instance is stopped.
 const DRAIN_GRACE: Duration = Duration::from_millis(100);
-const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// How replacing an instance went.
 pub(super) enum Replace {
@@ -100,14 +99,14 @@ impl AppCtx {
             let kill = ctx.kill.clone();
             let stop_timeout = ctx.cfg.stop_timeout;
             let drain_and_stop = async {
-                let deadline = Instant::now() + stop_timeout;
+                let deadline = tokio::time::Instant::now() + stop_timeout;
                 tokio::time::sleep(DRAIN_GRACE).await;
-                while old.upstream.in_flight() > 0 && Instant::now() < deadline {
-                    tokio::select! {
-                        _ = old.wait() => break,
-                        _ = ctx.stop.cancelled() => break,
-                        _ = tokio::time::sleep(DRAIN_POLL) => {}
-                    }
+                let upstream = Arc::clone(&old.upstream);
+                tokio::select! {
+                    _ = upstream.drained() => {}
+                    _ = old.wait() => {}
+                    _ = ctx.stop.cancelled() => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
                 }
                 let left = old.upstream.in_flight();
                 if left > 0 {

@@ -29,6 +29,9 @@ pub struct Upstream {
     down_until: AtomicU64,
     /// Set by active health checks.
     probe_down: AtomicBool,
+    /// Someone waits in [`Upstream::drained`]: the last request to finish must notify.
+    draining: AtomicBool,
+    drained: Notify,
 }
 
 /// A fixed instant that atomics can count milliseconds from.
@@ -53,6 +56,8 @@ impl Upstream {
             failures: AtomicU32::new(0),
             down_until: AtomicU64::new(0),
             probe_down: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            drained: Notify::new(),
         })
     }
 
@@ -102,6 +107,24 @@ impl Upstream {
         }
     }
 
+    /// Resolves once no request is in flight on it: an app instance taken out of the set is
+    /// stopped when its last request has been answered. Only while someone waits here does
+    /// finishing a request cost more than an atomic decrement.
+    pub async fn drained(&self) {
+        // SeqCst pairs with `InFlight::drop`: either it sees `draining` and notifies, or
+        // this sees its decrement.
+        self.draining.store(true, Ordering::SeqCst);
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Active health checks mark it up or down.
     pub fn set_probe_down(&self, down: bool) {
         self.probe_down.store(down, Ordering::Relaxed);
@@ -121,7 +144,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let before = self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if before == 1 && self.0.draining.load(Ordering::SeqCst) {
+            self.0.drained.notify_waiters();
+        }
     }
 }
 
@@ -231,6 +257,28 @@ mod tests {
 
     fn upstream() -> Arc<Upstream> {
         Upstream::new(UpstreamTarget::Unix("/x".into()), 1, "u")
+    }
+
+    #[tokio::test]
+    async fn drained_resolves_when_the_last_request_finishes() {
+        let u = upstream();
+        let bound = Duration::from_secs(5);
+        tokio::time::timeout(bound, u.drained())
+            .await
+            .expect("nothing in flight: drained at once");
+        let (first, second) = (u.start_request(), u.start_request());
+        let waiter = tokio::spawn({
+            let u = Arc::clone(&u);
+            async move { u.drained().await }
+        });
+        drop(first);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one request is still in flight");
+        drop(second);
+        tokio::time::timeout(bound, waiter)
+            .await
+            .expect("woken by the last request")
+            .unwrap();
     }
 
     #[test]
