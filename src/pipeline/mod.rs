@@ -2,6 +2,7 @@
 //! router: the site (by Host and endpoint), its stages, the first matching route's stages
 //! and its handler (or the site's static files).
 
+mod accept_encoding;
 mod chain;
 mod endpoint_rules;
 mod entry;
@@ -19,6 +20,7 @@ use http::{Request, Response, StatusCode};
 
 use crate::body::{self, Body};
 
+pub use accept_encoding::AcceptEncoding;
 pub use chain::{Chain, Middleware, Next};
 pub use endpoint_rules::request_host;
 pub use entry::{App, Entry};

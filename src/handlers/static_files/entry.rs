@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::HeaderValue;
 
-use super::encoding::Encoding;
+use super::encoding::{self, Encoding};
 use super::resolve::{Located, Root};
 
 /// What identifies one version of a file on disk; any change means a cached copy is stale.
@@ -75,7 +75,7 @@ impl Variant {
         let stamp = Stamp::of(meta);
         let etag = match encoding {
             None => format!("\"{:x}-{:x}\"", stamp.len, stamp.mtime_nanos),
-            Some(e) => format!("\"{:x}-{:x}-{}\"", stamp.len, stamp.mtime_nanos, e.token()),
+            Some(e) => format!("\"{:x}-{:x}-{}\"", stamp.len, stamp.mtime_nanos, e.as_str()),
         };
         let modified = modified(meta);
         Variant {
@@ -130,7 +130,7 @@ pub struct FileEntry {
     pub content_type: HeaderValue,
     /// The original file.
     pub identity: Variant,
-    /// Sidecars that exist, in [`Encoding::ALL`] order.
+    /// Sidecars that exist, in [`encoding::SIDECARS`] order.
     pub encoded: Vec<Variant>,
 }
 
@@ -147,9 +147,14 @@ impl FileEntry {
         let keep = options.keep_in_memory;
         let identity = Variant::load(root, located, None, keep, prev.map(|p| &p.identity))?;
         let mut encoded = Vec::new();
-        for encoding in Encoding::ALL.into_iter().filter(|_| options.precompressed) {
+        for coding in encoding::SIDECARS
+            .into_iter()
+            .filter(|_| options.precompressed)
+        {
             // Sidecars sit next to the name that was asked for, not next to a symlink target.
-            let sidecar = match root.locate(&encoding.sidecar(requested), options.hidden_ok) {
+            let sidecar = match root
+                .locate(&encoding::sidecar(coding, requested), options.hidden_ok)
+            {
                 Ok(located) if located.meta.is_file() => located,
                 Ok(_) => continue,
                 Err(e) => {
@@ -159,8 +164,8 @@ impl FileEntry {
                     continue;
                 }
             };
-            let prev = prev.and_then(|p| p.variant_of(encoding));
-            match Variant::load(root, sidecar, Some(encoding), keep, prev) {
+            let prev = prev.and_then(|p| p.variant_of(coding));
+            match Variant::load(root, sidecar, Some(coding), keep, prev) {
                 Ok(variant) => encoded.push(variant),
                 Err(e) => {
                     tracing::debug!(error = %e, "ignoring sidecar of {}", requested.display())

@@ -113,7 +113,10 @@ pub fn file(
             headers.insert(header::CONTENT_LENGTH, variant.content_length.clone());
             match variant.encoding {
                 Some(encoding) => {
-                    headers.insert(header::CONTENT_ENCODING, encoding.header_value());
+                    headers.insert(
+                        header::CONTENT_ENCODING,
+                        HeaderValue::from_static(encoding.as_str()),
+                    );
                 }
                 None => {
                     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

@@ -2,7 +2,6 @@
 //! frame by frame (never buffered whole, so server-sent events keep flowing).
 
 mod body;
-mod negotiate;
 
 use std::sync::Arc;
 
@@ -15,11 +14,10 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 
 pub use body::{CompressBody, Encoder};
-pub use negotiate::negotiate;
 
 use crate::body::Body;
 use crate::config::{CompressStage, Encoding};
-use crate::pipeline::{HandlerFuture, Middleware, Next};
+use crate::pipeline::{AcceptEncoding, HandlerFuture, Middleware, Next};
 
 /// The `compress` stage.
 pub struct Compress {
@@ -37,10 +35,8 @@ impl Compress {
 
 impl Middleware for Compress {
     fn handle(&self, req: Request<Body>, next: Next) -> HandlerFuture {
-        let chosen = negotiate(
-            req.headers().get_all(ACCEPT_ENCODING).iter(),
-            &self.cfg.encodings,
-        );
+        let accept = AcceptEncoding::parse(req.headers().get_all(ACCEPT_ENCODING));
+        let chosen = accept.choose(self.cfg.encodings.iter().copied());
         let head = req.method() == Method::HEAD;
         let cfg = Arc::clone(&self.cfg);
         Box::pin(async move {
