@@ -3,17 +3,17 @@
 //! Streaming keeps memory per response at one chunk however large the file is; hyper pulls
 //! the next chunk only when the client has taken the last one.
 
-use std::io::{self, SeekFrom};
+use std::io;
 use std::ops::Range;
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{stream, Stream, TryStreamExt};
 use http::HeaderValue;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
+use super::file_read::read_at;
 use super::range::content_range;
 use crate::body::{self, Body, BoxError};
 
@@ -25,25 +25,15 @@ pub const CHUNK: usize = 64 * 1024;
 pub enum Source {
     /// The cached content.
     Memory(Bytes),
-    /// An open file handle.
-    Disk(tokio::fs::File),
+    /// An open file, read by offset (shared with reads on the blocking pool).
+    Disk(Arc<std::fs::File>),
 }
 
 /// The bytes `range` of `source`.
 pub fn single(source: Source, range: Range<u64>) -> Body {
     match source {
         Source::Memory(bytes) => body::full(slice(&bytes, &range)),
-        Source::Disk(mut file) => {
-            let len = range.end.saturating_sub(range.start);
-            let chunks = stream::once(async move {
-                if range.start > 0 {
-                    file.seek(SeekFrom::Start(range.start)).await?;
-                }
-                Ok::<_, io::Error>(ReaderStream::with_capacity(file.take(len), CHUNK))
-            })
-            .try_flatten();
-            from_stream(chunks)
-        }
+        Source::Disk(file) => from_stream(disk_pieces(file, vec![Piece::Data(range)])),
     }
 }
 
@@ -137,31 +127,28 @@ fn random_boundary() -> String {
     format!("harrier-{n:016x}")
 }
 
-/// Streams pieces from one file handle, seeking once per range and reading in chunks.
+/// Streams pieces from one file, reading each range in chunks of at most [`CHUNK`]. A file
+/// that ends before a range does is an error (the length was promised in the head).
 fn disk_pieces(
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
     pieces: Vec<Piece>,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send {
-    let state = (file, pieces.into_iter(), 0u64);
-    stream::try_unfold(state, |(mut file, mut pieces, mut left)| async move {
+    let state = (file, pieces.into_iter(), 0u64..0u64);
+    stream::try_unfold(state, |(file, mut pieces, mut range)| async move {
         loop {
-            if left > 0 {
-                let want = left.min(CHUNK as u64);
-                let mut buf = BytesMut::with_capacity(want as usize);
-                let got = (&mut file).take(want).read_buf(&mut buf).await?;
-                if got == 0 {
+            if !range.is_empty() {
+                let want = (range.end - range.start).min(CHUNK as u64) as usize;
+                let chunk = read_at(&file, range.start, want).await?;
+                if chunk.is_empty() {
                     return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
                 }
-                left -= got as u64;
-                return Ok(Some((buf.freeze(), (file, pieces, left))));
+                range.start += chunk.len() as u64;
+                return Ok(Some((chunk, (file, pieces, range))));
             }
             match pieces.next() {
                 None => return Ok(None),
-                Some(Piece::Text(text)) => return Ok(Some((text, (file, pieces, left)))),
-                Some(Piece::Data(range)) => {
-                    file.seek(SeekFrom::Start(range.start)).await?;
-                    left = range.end - range.start;
-                }
+                Some(Piece::Text(text)) => return Ok(Some((text, (file, pieces, range)))),
+                Some(Piece::Data(next)) => range = next,
             }
         }
     })
@@ -176,12 +163,12 @@ mod tests {
         body.collect().await.unwrap().to_bytes().to_vec()
     }
 
-    async fn disk(content: &[u8]) -> (tempfile::TempDir, tokio::fs::File) {
+    async fn disk(content: &[u8]) -> (tempfile::TempDir, Arc<std::fs::File>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, content).unwrap();
-        let file = tokio::fs::File::open(&path).await.unwrap();
-        (dir, file)
+        let file = std::fs::File::open(&path).unwrap();
+        (dir, Arc::new(file))
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ mod conditional;
 mod encoding;
 mod entry;
 mod file_body;
+mod file_read;
 mod listing;
 mod lookup;
 mod range;
@@ -254,7 +255,7 @@ impl StaticFiles {
             self.cache.remove(key);
             Variant::describe(variant.path.clone(), &meta, variant.encoding)
         });
-        Ok((Source::Disk(tokio::fs::File::from_std(file)), changed))
+        Ok((Source::Disk(Arc::new(file)), changed))
     }
 
     /// Not found: the SPA fallback if configured, else 404 with the configured page or text.
