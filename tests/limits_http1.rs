@@ -252,12 +252,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_keep_alive_timeout() {
         &[("index.html", b"hi")],
     )
     .await;
-    let mut s = connect(server.addr).await;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let resp = read_response(&mut s).await;
-    assert_eq!(status_of(&resp), 200, "{resp}");
+    let mut s = kept_alive(server.addr).await;
     let start = Instant::now();
     let rest = read_to_close(&mut s).await;
     assert_eq!(rest, "");
@@ -368,12 +363,7 @@ async fn connections_past_max_concurrent_connections_are_closed() {
     .await;
     let mut kept = Vec::new();
     for _ in 0..2 {
-        let mut s = connect(server.addr).await;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await
-            .unwrap();
-        assert_eq!(status_of(&read_response(&mut s).await), 200);
-        kept.push(s);
+        kept.push(kept_alive(server.addr).await);
     }
     let mut third = connect(server.addr).await;
     let _ = third.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;

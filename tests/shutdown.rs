@@ -115,12 +115,7 @@ async fn idle_keep_alive_connections_are_closed_at_shutdown() {
     // One connection idle long enough to have released hyper's state, one just answered.
     let mut idle = Vec::new();
     for _ in 0..2 {
-        let mut s = connect(server.addr).await;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await
-            .unwrap();
-        assert_eq!(status_of(&read_response(&mut s).await), 200);
-        idle.push(s);
+        idle.push(kept_alive(server.addr).await);
         if idle.len() == 1 {
             tokio::time::sleep(harrier::limits::RELEASE_IDLE_AFTER * 5).await;
         }

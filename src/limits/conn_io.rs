@@ -405,9 +405,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
         if !this.releasing {
             return this.inner()?.poll_shutdown(cx);
         }
-        if this.inner.is_some() {
-            std::task::ready!(this.inner()?.poll_flush(cx))?;
-        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        std::task::ready!(Pin::new(inner).poll_flush(cx))?;
         if let (Some(slot), Some(inner)) = (this.release.take(), this.inner.take()) {
             // A poisoned slot (a panic elsewhere) just means the stream is dropped: closed.
             if let Ok(mut slot) = slot.lock() {

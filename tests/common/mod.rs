@@ -144,6 +144,17 @@ pub async fn connect(addr: SocketAddr) -> TcpStream {
         .expect("connect")
 }
 
+/// A connection that has had `GET /` answered with 200 and is kept alive.
+pub async fn kept_alive(addr: SocketAddr) -> TcpStream {
+    let mut s = connect(addr).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("write");
+    let resp = read_response(&mut s).await;
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    s
+}
+
 /// Sends `bytes` and reads until the server closes the connection (bounded by `STEP`).
 pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut s = connect(addr).await;

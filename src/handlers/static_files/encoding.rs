@@ -6,10 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use http::HeaderValue;
-
 pub use crate::config::Encoding;
-use crate::pipeline::AcceptEncoding;
 
 /// The sidecar encodings, in the order that breaks q-value ties (smallest output first).
 pub const SIDECARS: [Encoding; 3] = [Encoding::Br, Encoding::Zstd, Encoding::Gzip];
@@ -26,17 +23,6 @@ pub fn sidecar(encoding: Encoding, original: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Picks the encoding to send among `available` sidecars (in [`SIDECARS`] order); `None`
-/// means the original file. Without `Accept-Encoding`, or when even identity is refused and
-/// nothing else fits, the original is sent (RFC 9110 allows that instead of 406, and it is
-/// what browsers cope with best).
-pub fn choose(
-    accept_encoding: Option<&HeaderValue>,
-    available: impl Iterator<Item = Encoding>,
-) -> Option<Encoding> {
-    AcceptEncoding::parse(accept_encoding).choose(available)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,10 +30,12 @@ mod tests {
 
     #[test]
     fn ties_between_sidecars_prefer_the_smallest() {
-        let header = HeaderValue::from_static("gzip, br, zstd");
-        assert_eq!(choose(Some(&header), SIDECARS.into_iter()), Some(Br));
-        assert_eq!(choose(Some(&header), [Zstd, Gzip].into_iter()), Some(Zstd));
-        assert_eq!(choose(None, SIDECARS.into_iter()), None);
+        use crate::pipeline::AcceptEncoding;
+        let header = http::HeaderValue::from_static("gzip, br, zstd");
+        let accept = AcceptEncoding::parse([&header]);
+        assert_eq!(accept.choose(SIDECARS), Some(Br));
+        assert_eq!(accept.choose([Zstd, Gzip]), Some(Zstd));
+        assert_eq!(AcceptEncoding::parse(None).choose(SIDECARS), None);
     }
 
     #[test]

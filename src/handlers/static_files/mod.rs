@@ -46,6 +46,7 @@ use self::resolve::{config_path, is_missing, Root};
 pub use self::resolve::{decode_path, Rejection, Rules};
 use crate::body::Body;
 use crate::config::StaticConfig;
+use crate::pipeline::AcceptEncoding;
 
 /// Why a [`StaticFiles`] could not be built from its settings.
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +222,10 @@ impl StaticFiles {
         entry: &FileEntry,
     ) -> io::Result<Response<Body>> {
         let available = entry.encoded.iter().filter_map(|v| v.encoding);
-        let chosen = encoding::choose(req.accept_encoding.as_ref(), available);
+        // Sidecars come in `encoding::SIDECARS` order, so ties go to the smallest output.
+        // Without Accept-Encoding, or when even identity is refused and nothing else fits,
+        // the original is sent (RFC 9110 allows that instead of 406; browsers cope best).
+        let chosen = AcceptEncoding::parse(req.accept_encoding.as_ref()).choose(available);
         let variant = chosen
             .and_then(|e| entry.variant_of(e))
             .unwrap_or(&entry.identity);
