@@ -1,16 +1,15 @@
-//! One line per request, through `tracing` (target `harrier::access`), in the Apache/nginx
-//! combined format or as JSON.
+//! One line per request on standard output, in the Apache/nginx combined format or as JSON.
 
-use std::fmt::{self, Write as _};
+pub mod output;
+
+use std::fmt;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 use crate::config::AccessLogFormat;
-
-/// The `tracing` target of access-log events, so subscribers can route them separately.
-pub const TARGET: &str = "harrier::access";
 
 /// What is known about a request when its response starts; completed by the bytes sent.
 #[derive(Debug)]
@@ -88,12 +87,11 @@ impl Record {
 
     /// Emits the line, now that `sent` body bytes have gone out.
     pub fn write(&self, sent: u64) {
-        let line = match self.format {
-            AccessLogFormat::Off => return,
-            AccessLogFormat::Combined => self.combined(sent),
-            AccessLogFormat::Json => self.json(sent),
-        };
-        tracing::info!(target: TARGET, "{line}");
+        match self.format {
+            AccessLogFormat::Off => {}
+            AccessLogFormat::Combined => output::line(|out| self.combined(out, sent)),
+            AccessLogFormat::Json => output::line(|out| self.json(out, sent)),
+        }
     }
 
     /// The client shown in the line: the one `forwarded_headers` resolved, else the peer.
@@ -101,11 +99,10 @@ impl Record {
         Addr(self.client.or(self.remote.map(|a| a.ip())))
     }
 
-    /// The line, written in one go: every field is formatted straight into it.
-    fn combined(&self, sent: u64) -> String {
-        let mut line = String::with_capacity(192);
+    /// The line: every field is formatted straight into `out`.
+    fn combined(&self, out: &mut Vec<u8>, sent: u64) {
         let _ = write!(
-            line,
+            out,
             "{} - {} [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\"",
             self.remote(),
             self.user.as_deref().unwrap_or("-"),
@@ -118,10 +115,9 @@ impl Record {
             Quoted(text(&self.referer)),
             Quoted(text(&self.user_agent)),
         );
-        line
     }
 
-    fn json(&self, sent: u64) -> String {
+    fn json(&self, out: &mut Vec<u8>, sent: u64) {
         let line = JsonLine {
             bytes_sent: sent,
             client_cert: self.client_cert.as_deref(),
@@ -137,7 +133,8 @@ impl Record {
             user: self.user.as_deref(),
             user_agent: text(&self.user_agent),
         };
-        serde_json::to_string(&line).unwrap_or_default()
+        // Serializing these fields cannot fail; a failure would only shorten the line.
+        let _ = serde_json::to_writer(out, &line);
     }
 }
 
@@ -255,6 +252,20 @@ mod tests {
         assert_eq!(Clf(leap).to_string(), "29/Feb/2000:00:00:00 +0000");
     }
 
+    /// The combined line of `r` with `sent` bytes.
+    fn combined(r: &Record, sent: u64) -> String {
+        let mut out = Vec::new();
+        r.combined(&mut out, sent);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The JSON line of `r` with `sent` bytes.
+    fn json(r: &Record, sent: u64) -> String {
+        let mut out = Vec::new();
+        r.json(&mut out, sent);
+        String::from_utf8(out).unwrap()
+    }
+
     /// A record of `GET /a?b=1` from 192.0.2.1, at 2026-11-24T22:10:26Z, answered 404.
     fn record(format: AccessLogFormat, headers: &HeaderMap) -> Box<Record> {
         let uri = "/a?b=1".parse().unwrap();
@@ -273,7 +284,7 @@ mod tests {
         headers.insert("user-agent", "ua/1 \"q\"".parse().unwrap());
         let mut r = record(AccessLogFormat::Combined, &headers);
         assert_eq!(
-            r.combined(12),
+            combined(&r, 12),
             "192.0.2.1 - - [24/Nov/2026:22:10:26 +0000] \"GET /a?b=1 HTTP/1.1\" 404 12 \
              \"https://r.test/\\\"x\\\"\" \"ua/1 \\\"q\\\"\""
         );
@@ -287,7 +298,7 @@ mod tests {
         r.user_agent = headers.get("user-agent").cloned();
         r.referer = None;
         assert_eq!(
-            r.combined(0),
+            combined(&r, 0),
             "2001:db8::1 - alice [24/Nov/2026:22:10:26 +0000] \"GET /a?b=1 HTTP/1.1\" 404 0 \
              \"-\" \"-\""
         );
@@ -298,7 +309,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("user-agent", "ua \"1\"".parse().unwrap());
         let mut r = record(AccessLogFormat::Json, &headers);
-        let line = r.json(7);
+        let line = json(&r, 7);
         let (head, tail) = line.split_once(",\"duration_ms\":").expect(&line);
         assert_eq!(head, "{\"bytes_sent\":7,\"client_cert\":null");
         let (ms, tail) = tail.split_once(',').expect(&line);
@@ -313,7 +324,7 @@ mod tests {
         r.set_user("bob \"b\"".into());
         r.set_client_cert("CN=x, O=y".into());
         r.set_client("203.0.113.7".parse().unwrap());
-        let v: serde_json::Value = serde_json::from_str(&r.json(0)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json(&r, 0)).unwrap();
         assert_eq!(v["user"], "bob \"b\"");
         assert_eq!(v["client_cert"], "CN=x, O=y");
         assert_eq!(v["remote_addr"], "203.0.113.7");

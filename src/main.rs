@@ -9,7 +9,7 @@ use harrier::config::{self, Config, LoadOptions};
 use harrier::Server;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{filter, EnvFilter, Layer as _};
+use tracing_subscriber::EnvFilter;
 
 /// A fast, standalone HTTP server. `harrier DIR` serves DIR on http://127.0.0.1:8080.
 #[derive(Parser)]
@@ -200,6 +200,8 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         rt.worker_threads(cfg.server.worker_threads);
     }
     let rt = rt
+        .on_thread_park(harrier::access_log::output::flush_on_park)
+        .on_thread_stop(harrier::access_log::output::flush_on_stop)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -226,28 +228,14 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     })
 }
 
-/// Diagnostics go to stderr; the access log (target `harrier::access`) goes to stdout, bare.
+/// Diagnostics go to stderr through `tracing`; the access log goes to stdout, bare, batched
+/// per worker thread (`access_log::output`).
 fn init_logging(cfg: &Config) {
-    let diagnostics = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "{},{}=info",
-            cfg.log.level,
-            harrier::access_log::TARGET
-        ))
-    });
-    let is_access = |m: &tracing::Metadata<'_>| m.target() == harrier::access_log::TARGET;
-    let access = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stdout)
-        .without_time()
-        .with_level(false)
-        .with_target(false)
-        .with_filter(filter::filter_fn(is_access));
-    let diag = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter::filter_fn(move |m| !is_access(m)));
+    let diagnostics =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
     let _ = tracing_subscriber::registry()
         .with(diagnostics)
-        .with(access)
-        .with(diag)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .try_init();
+    harrier::access_log::output::to_stdout();
 }

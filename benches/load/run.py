@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Load harness: harrier against nginx on the same machine, same files, interleaved rounds.
 
-Usage:  python3 benches/load/run.py [--rounds 3] [--duration 5] [--only NAME ...] [--full]
+Usage:  python3 benches/load/run.py [--rounds 3] [--duration 5] [--only NAME ...] [--full] [--access-log]
         python3 benches/load/run.py --only h3 [--no-caddy] [--h3-conns 50 --h3-streams 10]
 
 Builds harrier in release mode, finds (or apt-installs) nginx, wrk and h2load, writes
-equivalent configs for both servers (access logs off), pins the server to core 0 and the load
+equivalent configs for both servers (access logs off; --access-log turns both on, combined
+format, to a file each, emptied before every round), pins the server to core 0 and the load
 generator to core 1 (one worker each) unless --full, runs every workload for each server in
 turn (harrier, nginx, harrier, nginx, ...), and prints a table per workload: median requests/s
 with the spread between rounds, p99 latency, requests per server CPU-second, peak RSS, and the
@@ -122,12 +123,15 @@ def children(pid):
 
 
 class Server:
-    def __init__(self, name, cmd, ports, env=None):
-        self.name, self.cmd, self.ports, self.env = name, cmd, ports, env
+    def __init__(self, name, cmd, ports, env=None, log=None):
+        """`log`: the access log file (harrier's stdout goes there), emptied before each round."""
+        self.name, self.cmd, self.ports, self.env, self.log = name, cmd, ports, env, log
 
     def start(self, pin):
         prefix = ["taskset", "-c", pin] if pin else []
-        self.proc = subprocess.Popen(prefix + self.cmd, env=self.env, stdout=subprocess.DEVNULL,
+        # Append mode, so that emptying the file between rounds needs no cooperation.
+        out = open(self.log, "ab") if self.log and self.name == "harrier" else subprocess.DEVNULL
+        self.proc = subprocess.Popen(prefix + self.cmd, env=self.env, stdout=out,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         for p in self.ports.values():
             wait_port(p)
@@ -166,10 +170,11 @@ def make_cert(d):
     return crt, key
 
 
-def nginx(name, tmp, workers, http, ports):
-    """An nginx in the foreground, files under `tmp`, access log off; `http` is the rest of
-    its http block."""
+def nginx(name, tmp, workers, http, ports, log=None):
+    """An nginx in the foreground, files under `tmp`, access log off unless `log` names its
+    file; `http` is the rest of its http block."""
     conf = os.path.join(tmp, f"{name}.conf")
+    access = f"{log} combined" if log else "off"
     with open(conf, "w") as f:
         f.write(f"""worker_processes {workers};
 daemon off;
@@ -177,13 +182,13 @@ pid {tmp}/{name}.pid;
 error_log {tmp}/{name}-error.log crit;
 events {{ worker_connections 16384; }}
 http {{
-  access_log off;
+  access_log {access};
   open_file_cache max=1000 inactive=60s;
   keepalive_requests 10000000;
   default_type application/octet-stream;
 {http}}}
 """)
-    return Server(name, ["nginx", "-c", conf, "-p", tmp], ports)
+    return Server(name, ["nginx", "-c", conf, "-p", tmp], ports, log=log)
 
 
 def upstream_server(tmp, site):
@@ -192,7 +197,7 @@ def upstream_server(tmp, site):
     return nginx("upstream", tmp, 1, f"  server {{ listen 127.0.0.1:{port}; root {site}; }}\n", {"http": port})
 
 
-def harrier_server(tmp, site, crt, key, workers, upstream_port):
+def harrier_server(tmp, site, crt, key, workers, upstream_port, log=None):
     # "h3": an https endpoint that also speaks HTTP/3 (UDP on the same port); the "https"
     # one stays h1+h2 only, so the other workloads see no alt-svc header. "proxy": a site of
     # its own that forwards everything to the upstream.
@@ -202,7 +207,7 @@ def harrier_server(tmp, site, crt, key, workers, upstream_port):
         f.write(f"""[server]
 worker_threads = {workers}
 [log]
-access_log = "off"
+access_log = "{'combined' if log else 'off'}"
 level = "warn"
 [static]
 root = "{site}"
@@ -236,10 +241,10 @@ root = "{site}"
 path = "/13.txt"
 handler = {{ type = "respond", body = "Hello, World!", headers = {{ "content-type" = "text/plain" }} }}
 """)
-    return Server("harrier", [HARRIER, "serve", "-c", conf], ports)
+    return Server("harrier", [HARRIER, "serve", "-c", conf], ports, log=log)
 
 
-def nginx_server(tmp, site, crt, key, workers, upstream_port):
+def nginx_server(tmp, site, crt, key, workers, upstream_port, log=None):
     ports = {"http": free_port(), "https": free_port(), "proxy": free_port()}
     return nginx("nginx", tmp, workers, f"""  sendfile on; tcp_nopush on; tcp_nodelay on;
   server {{
@@ -265,7 +270,7 @@ def nginx_server(tmp, site, crt, key, workers, upstream_port):
       proxy_set_header Connection "";
     }}
   }}
-""", ports)
+""", ports, log)
 
 
 def caddy_server(tmp, site, crt, key, workers):
@@ -360,6 +365,8 @@ def measure(server, tool, scheme, path, extra, args, pin_load, h3load, label):
     """One round of one workload against one server: (req/s, p99 ms, req per CPU-second)."""
     # `scheme` names the server's port; "h3" and "proxy" are https and http endpoints.
     url = f"{'https' if scheme in ('https', 'h3') else 'http'}://127.0.0.1:{server.ports[scheme]}{path}"
+    if getattr(server, "log", None):
+        open(server.log, "r+b").truncate(0)
     before = cpu_seconds(server.pids)
     rps, p99, problem, served = run_load(tool, url, extra, args.duration, pin_load, h3load)
     cpu = cpu_seconds(server.pids) - before
@@ -412,6 +419,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--only", nargs="*", help="workload names (substring match)")
     ap.add_argument("--full", action="store_true", help="both servers on the whole machine, unpinned")
+    ap.add_argument("--access-log", action="store_true",
+                    help="both servers write a combined access log to a file (off by default)")
     ap.add_argument("--no-build", action="store_true", help="use the existing release build of harrier")
     ap.add_argument("--no-caddy", action="store_true", help="HTTP/3 table without the Caddy comparison")
     ap.add_argument("--h3-conns", type=int, default=H3_CONNS, help="h3load connections (default %(default)s)")
@@ -443,10 +452,16 @@ def main():
     os.makedirs(os.path.join(tmp, "n"))
     os.makedirs(os.path.join(tmp, "u"))
     upstream = upstream_server(os.path.join(tmp, "u"), site)
-    harrier = harrier_server(tmp, site, crt, key, workers, upstream.ports["http"])
+    logs = {name: os.path.join(tmp, f"{name}-access.log") if args.access_log else None
+            for name in ("harrier", "nginx")}
+    for path in logs.values():
+        if path:
+            open(path, "wb").close()
+    harrier = harrier_server(tmp, site, crt, key, workers, upstream.ports["http"], logs["harrier"])
     servers = [harrier]
     if tcp_workloads:
-        servers.append(nginx_server(os.path.join(tmp, "n"), site, crt, key, workers, upstream.ports["http"]))
+        servers.append(nginx_server(os.path.join(tmp, "n"), site, crt, key, workers, upstream.ports["http"],
+                                    logs["nginx"]))
     if caddy:
         os.makedirs(os.path.join(tmp, "c"))
         servers.append(caddy_server(os.path.join(tmp, "c"), site, crt, key, workers))
@@ -456,7 +471,8 @@ def main():
         for s in servers:
             s.start(pin_server)
         print(f"machine: {os.cpu_count()} cores; {'full machine' if args.full else 'server on core 0, load on core 1, one worker each'}; "
-              f"{args.rounds} rounds x {args.duration}s per workload and server")
+              f"{args.rounds} rounds x {args.duration}s per workload and server; "
+              f"access logs {'on (combined, to a file)' if args.access_log else 'off'}")
         by_name = {s.name: s for s in servers}
         if tcp_workloads:
             pair = [by_name["harrier"], by_name["nginx"]]

@@ -276,6 +276,16 @@ pub struct Served {
     _dir: tempfile::TempDir,
 }
 
+impl Served {
+    /// Kills the server and hands back what it wrote on stdout and did not get read yet, up
+    /// to the end.
+    pub async fn kill(mut self) -> Lines<BufReader<ChildStdout>> {
+        let _ = self._child.start_kill();
+        let _ = tokio::time::timeout(STEP, self._child.wait()).await;
+        self.stdout
+    }
+}
+
 /// Runs `harrier serve -l http://127.0.0.1:0 -c FILE` with `toml` as FILE, and waits for it
 /// to listen.
 pub async fn serve_binary(toml: &str) -> Served {
