@@ -223,7 +223,7 @@ fn static_cache_hit(c: &mut Criterion) {
     std::fs::write(dir.path().join("13.txt"), "Hello, World!").expect("write");
     std::fs::write(dir.path().join("assets/js/app.js"), vec![b'x'; 1024]).expect("write");
     let cfg = load(dir.path(), "");
-    let files = StaticFiles::new(&cfg.static_files).expect("static files");
+    let files = StaticFiles::new(&cfg.static_files, true).expect("static files");
     let rt = runtime();
     let files = &files;
     let serve = |req: Request<()>| async move { read(files.serve(&req).await).await };

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, SERVER};
+use http::header::{self, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, SERVER};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 
@@ -144,8 +144,17 @@ where
             }
             endpoint_rules::decorate(&conn, hsts, resp.headers_mut());
             if app.add_server_header {
-                resp.headers_mut()
-                    .insert(SERVER, HeaderValue::from_static("harrier"));
+                // Static file answers carry it already (see `StaticFiles::new`); replacing
+                // it would cost as much as inserting it.
+                match resp.headers_mut().entry(SERVER) {
+                    header::Entry::Occupied(e) if e.get() == "harrier" => {}
+                    header::Entry::Occupied(mut e) => {
+                        e.insert(super::server_header());
+                    }
+                    header::Entry::Vacant(e) => {
+                        e.insert(super::server_header());
+                    }
+                }
             }
             if let Some(record) = record.as_mut() {
                 record.set_status(resp.status());

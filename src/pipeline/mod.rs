@@ -33,6 +33,11 @@ pub use router::{request_id, static_handler, BuildError, RouteCaptures, Router};
 /// The future a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
+/// The `server` header of every response (unless `server.add_server_header = false`).
+pub fn server_header() -> http::HeaderValue {
+    http::HeaderValue::from_static("harrier")
+}
+
 /// Answers requests. Errors are responses; a handler never fails.
 pub type Handler = Arc<dyn Fn(Request<Body>) -> HandlerFuture + Send + Sync>;
 

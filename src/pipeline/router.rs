@@ -97,10 +97,14 @@ impl Router {
     /// The sites of `config`; with no `[[sites]]`, one site serving `[static]` for any host.
     pub fn from_config(config: &Config, apps: &crate::apps::Apps) -> Result<Router, BuildError> {
         if config.sites.is_empty() {
-            let handler = static_handler(&config.static_files).map_err(|message| BuildError {
-                what: format!("static.root {}", config.static_files.root.display()),
-                message,
-            })?;
+            let server_header = config.server.add_server_header;
+            let handler =
+                static_handler(&config.static_files, server_header).map_err(|message| {
+                    BuildError {
+                        what: format!("static.root {}", config.static_files.root.display()),
+                        message,
+                    }
+                })?;
             return Ok(Router::single(handler));
         }
         let mut router = Router {
@@ -115,6 +119,7 @@ impl Router {
             apps,
             app_configs: &config.apps,
             upgrades: UpgradeLimit::new(config.limits.max_concurrent_upgraded_connections),
+            server_header: config.server.add_server_header,
         };
         for (i, site) in config.sites.iter().enumerate() {
             router.sites.push(build_site(i, site, &ctx)?);
@@ -189,6 +194,8 @@ struct BuildContext<'a> {
     app_configs: &'a [crate::config::AppConfig],
     /// One count of upgraded connections for the whole server.
     upgrades: Arc<UpgradeLimit>,
+    /// `server.add_server_header`, built into static file answers.
+    server_header: bool,
 }
 
 fn build_site(i: usize, site: &SiteConfig, ctx: &BuildContext<'_>) -> Result<Site, BuildError> {
@@ -200,7 +207,8 @@ fn build_site(i: usize, site: &SiteConfig, ctx: &BuildContext<'_>) -> Result<Sit
         .map(|s| stage(s, &site.static_files.root))
         .collect::<Result<Vec<_>, _>>()
         .map_err(err(format!("{name}.use")))?;
-    let site_static = static_handler(&site.static_files).map_err(err(format!("{name}.root")))?;
+    let site_static = static_handler(&site.static_files, ctx.server_header)
+        .map_err(err(format!("{name}.root")))?;
     let mut routes = Vec::with_capacity(site.routes.len());
     for (r, route) in site.routes.iter().enumerate() {
         let what = format!("{name}.routes[{r}]");
@@ -210,7 +218,9 @@ fn build_site(i: usize, site: &SiteConfig, ctx: &BuildContext<'_>) -> Result<Sit
         }
         let handler = match &route.handler {
             HandlerConfig::Static(cfg) if *cfg == site.static_files => Arc::clone(&site_static),
-            HandlerConfig::Static(cfg) => static_handler(cfg).map_err(err(what.clone()))?,
+            HandlerConfig::Static(cfg) => {
+                static_handler(cfg, ctx.server_header).map_err(err(what.clone()))?
+            }
             HandlerConfig::Redirect { status, to } => crate::handlers::redirect::redirect(
                 *status,
                 Template::parse(to).map_err(err(what.clone()))?,
@@ -292,8 +302,8 @@ fn stage(cfg: &StageConfig, root: &std::path::Path) -> Result<Arc<dyn Middleware
 }
 
 /// The static-file handler for `cfg`.
-pub fn static_handler(cfg: &StaticConfig) -> Result<Handler, String> {
-    let files = Arc::new(StaticFiles::new(cfg).map_err(|e| e.to_string())?);
+pub fn static_handler(cfg: &StaticConfig, server_header: bool) -> Result<Handler, String> {
+    let files = Arc::new(StaticFiles::new(cfg, server_header).map_err(|e| e.to_string())?);
     Ok(handler_fn(move |req: Request<Body>| {
         let files = Arc::clone(&files);
         // The body is not needed, and dropping it keeps the future `Send`.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 
 use super::encoding::{self, Encoding};
 use super::resolve::{Located, Root};
@@ -67,6 +67,9 @@ pub struct Variant {
     pub content_length: HeaderValue,
     /// The bytes, when the file is small enough to keep in memory.
     pub content: Option<Bytes>,
+    /// The headers of a 200 with the whole variant ([`super::respond::full_headers`]), once
+    /// it belongs to a loaded [`FileEntry`].
+    pub full_headers: Option<HeaderMap>,
 }
 
 impl Variant {
@@ -88,6 +91,7 @@ impl Variant {
             last_modified: header(&httpdate::fmt_http_date(modified)),
             content_length: HeaderValue::from(stamp.len),
             content: None,
+            full_headers: None,
         }
     }
 
@@ -141,7 +145,7 @@ impl FileEntry {
         root: &Root,
         requested: &Path,
         located: Located,
-        options: LoadOptions,
+        options: LoadOptions<'_>,
         prev: Option<&FileEntry>,
     ) -> io::Result<FileEntry> {
         let keep = options.keep_in_memory;
@@ -172,11 +176,18 @@ impl FileEntry {
                 }
             }
         }
-        Ok(FileEntry {
+        let mut entry = FileEntry {
             content_type: content_type(requested),
             identity,
             encoded,
-        })
+        };
+        let has_sidecars = !entry.encoded.is_empty();
+        for variant in std::iter::once(&mut entry.identity).chain(&mut entry.encoded) {
+            let (content_type, extra) = (&entry.content_type, options.file_headers);
+            let full = super::respond::full_headers(content_type, variant, has_sidecars, extra);
+            variant.full_headers = Some(full);
+        }
+        Ok(entry)
     }
 
     /// The variant for `encoding` (`None` = the original) if it exists.
@@ -196,13 +207,15 @@ impl FileEntry {
 
 /// Settings that shape how a [`FileEntry`] is loaded.
 #[derive(Debug, Clone, Copy)]
-pub struct LoadOptions {
+pub struct LoadOptions<'a> {
     /// Files up to this size are read into memory (0 = never).
     pub keep_in_memory: u64,
     /// Look for `.br`, `.zst`, `.gz` sidecars.
     pub precompressed: bool,
     /// Hidden files may be served (for sidecars of internal pages).
     pub hidden_ok: bool,
+    /// Headers added to every answer about the file.
+    pub file_headers: &'a HeaderMap,
 }
 
 /// The media type for a file name. Text-like types get `charset=utf-8` because that is what

@@ -46,6 +46,9 @@ pub struct Settings {
     pub precompressed: bool,
     /// Files up to this size are kept in memory.
     pub keep_in_memory: u64,
+    /// Headers every answer about a file carries (`cache-control`, `server`), built into
+    /// each loaded file's response headers.
+    pub file_headers: http::HeaderMap,
 }
 
 /// Resolves `decoded` (from [`super::resolve::decode_path`]) below the root. A trailing `/`
@@ -86,6 +89,7 @@ fn resolve_path(
         keep_in_memory: settings.keep_in_memory,
         precompressed: settings.precompressed,
         hidden_ok,
+        file_headers: &settings.file_headers,
     };
     let located = settings.root.locate(requested, hidden_ok)?;
     if located.meta.is_file() {
@@ -133,6 +137,7 @@ mod tests {
             directory_listing: listing,
             precompressed: true,
             keep_in_memory: 1024,
+            file_headers: http::HeaderMap::new(),
         }
     }
 

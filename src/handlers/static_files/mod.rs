@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 
 use self::cache::{FileCache, Hit};
 /// A file's media type as the static handler sends it, for other stages that send files
@@ -79,7 +79,6 @@ pub struct StaticFiles {
     settings: Arc<Settings>,
     cache: FileCache,
     rules: Rules,
-    cache_control: Option<HeaderValue>,
     fallback: Option<Internal>,
     not_found_page: Option<Internal>,
 }
@@ -113,7 +112,9 @@ impl Internal {
 
 impl StaticFiles {
     /// Checks the settings and canonicalises the root once; every request is confined to it.
-    pub fn new(cfg: &StaticConfig) -> Result<Self, StaticError> {
+    /// With `server_header`, file answers carry `server: harrier` from the start (the
+    /// pipeline would add it anyway; built in, it costs nothing per request).
+    pub fn new(cfg: &StaticConfig, server_header: bool) -> Result<Self, StaticError> {
         let root =
             Root::new(&cfg.root, cfg.follow_symlinks).map_err(|source| StaticError::Root {
                 path: cfg.root.clone(),
@@ -127,13 +128,15 @@ impl StaticFiles {
                 });
             }
         }
-        let cache_control = match &cfg.cache_control {
-            Some(value) => Some(
-                HeaderValue::from_str(value)
-                    .map_err(|_| StaticError::CacheControl(value.clone()))?,
-            ),
-            None => None,
-        };
+        let mut file_headers = HeaderMap::new();
+        if let Some(value) = &cfg.cache_control {
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| StaticError::CacheControl(value.clone()))?;
+            file_headers.insert(http::header::CACHE_CONTROL, value);
+        }
+        if server_header {
+            file_headers.insert(http::header::SERVER, crate::pipeline::server_header());
+        }
         let limits = &cfg.cache;
         let enabled = limits.max_file_size > 0;
         let keep_in_memory = if enabled {
@@ -149,13 +152,13 @@ impl StaticFiles {
                 directory_listing: cfg.directory_listing,
                 precompressed: cfg.precompressed,
                 keep_in_memory,
+                file_headers,
             }),
             cache: FileCache::new(enabled, limits.max_total_size, limits.revalidate_after),
             rules: Rules {
                 hidden_ok: cfg.serve_hidden_files,
                 windows: cfg!(windows),
             },
-            cache_control,
             fallback: Internal::new("fallback", cfg.fallback.as_deref())?,
             not_found_page: Internal::new("not_found_page", cfg.not_found_page.as_deref())?,
         })
@@ -240,8 +243,8 @@ impl StaticFiles {
             }
             source = Some(bytes);
         }
-        let cache_control = self.cache_control.as_ref();
-        Ok(respond::file(plan, entry, &variant, cache_control, source))
+        let extra = &self.settings.file_headers;
+        Ok(respond::file(plan, entry, &variant, extra, source))
     }
 
     /// The bytes of `variant`: from memory, or an open handle. If the file on disk is no

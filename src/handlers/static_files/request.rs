@@ -4,8 +4,8 @@
 //! the boxed body is not `Sync`. Header values are reference-counted, so copying them out is
 //! cheap.
 
-use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Request, Uri};
+use http::header;
+use http::{HeaderValue, Request, Uri};
 
 use super::conditional::Preconditions;
 
@@ -48,20 +48,35 @@ impl RequestInfo {
             http::Method::OPTIONS => Method::Options,
             _ => Method::Other,
         };
-        let h = req.headers();
-        RequestInfo {
+        let mut info = RequestInfo {
             method,
             uri: req.uri().clone(),
-            accept_encoding: list(h, header::ACCEPT_ENCODING),
-            preconditions: Preconditions {
-                if_match: list(h, header::IF_MATCH),
-                if_none_match: list(h, header::IF_NONE_MATCH),
-                if_modified_since: single(h, header::IF_MODIFIED_SINCE),
-                if_unmodified_since: single(h, header::IF_UNMODIFIED_SINCE),
-            },
-            range: single(h, header::RANGE),
-            if_range: single(h, header::IF_RANGE),
+            accept_encoding: None,
+            preconditions: Preconditions::default(),
+            range: None,
+            if_range: None,
+        };
+        // One pass over the fields instead of a hashed lookup per header read: a request
+        // carries a handful of fields, and most of these seven are usually absent.
+        let mut repeated = [false; 4];
+        for (name, value) in req.headers() {
+            let p = &mut info.preconditions;
+            match name {
+                n if n == header::ACCEPT_ENCODING => add_line(&mut info.accept_encoding, value),
+                n if n == header::IF_NONE_MATCH => add_line(&mut p.if_none_match, value),
+                n if n == header::IF_MATCH => add_line(&mut p.if_match, value),
+                n if n == header::IF_MODIFIED_SINCE => {
+                    set_once(&mut p.if_modified_since, &mut repeated[0], value)
+                }
+                n if n == header::IF_UNMODIFIED_SINCE => {
+                    set_once(&mut p.if_unmodified_since, &mut repeated[1], value)
+                }
+                n if n == header::RANGE => set_once(&mut info.range, &mut repeated[2], value),
+                n if n == header::IF_RANGE => set_once(&mut info.if_range, &mut repeated[3], value),
+                _ => {}
+            }
         }
+        info
     }
 
     /// HEAD requests get headers only.
@@ -71,25 +86,23 @@ impl RequestInfo {
 }
 
 /// A list-valued field: several field lines mean the same as one joined with commas.
-fn list(headers: &HeaderMap, name: HeaderName) -> Option<HeaderValue> {
-    let mut values = headers.get_all(&name).iter();
-    let first = values.next()?;
-    let Some(second) = values.next() else {
-        return Some(first.clone());
+fn add_line(slot: &mut Option<HeaderValue>, value: &HeaderValue) {
+    *slot = match slot.take() {
+        None => Some(value.clone()),
+        Some(first) => {
+            let mut joined = Vec::with_capacity(first.len() + 2 + value.len());
+            joined.extend_from_slice(first.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(value.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
     };
-    let mut joined = first.as_bytes().to_vec();
-    for value in std::iter::once(second).chain(values) {
-        joined.extend_from_slice(b", ");
-        joined.extend_from_slice(value.as_bytes());
-    }
-    HeaderValue::from_bytes(&joined).ok()
 }
 
 /// A singleton field: sent more than once it is invalid, and invalid means absent.
-fn single(headers: &HeaderMap, name: HeaderName) -> Option<HeaderValue> {
-    let mut values = headers.get_all(&name).iter();
-    let first = values.next()?;
-    values.next().is_none().then(|| first.clone())
+fn set_once(slot: &mut Option<HeaderValue>, repeated: &mut bool, value: &HeaderValue) {
+    *repeated |= slot.is_some();
+    *slot = (!*repeated).then(|| value.clone());
 }
 
 #[cfg(test)]
@@ -114,6 +127,21 @@ mod tests {
         assert_eq!(info.preconditions.if_none_match.unwrap(), "\"a\", \"b\"");
         assert!(info.range.is_none());
         assert_eq!(info.if_range.unwrap(), "\"a\"");
+        let three = Request::get("/")
+            .header("accept-encoding", "gzip")
+            .header("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")
+            .header("accept-encoding", "br")
+            .header("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")
+            .header("accept-encoding", "zstd")
+            .header("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")
+            .header("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT")
+            .body(())
+            .unwrap();
+        let info = RequestInfo::capture(&three);
+        assert_eq!(info.accept_encoding.unwrap(), "gzip, br, zstd");
+        assert!(info.preconditions.if_modified_since.is_none());
+        assert!(info.preconditions.if_unmodified_since.is_some());
+        assert!(info.preconditions.if_match.is_none() && info.range.is_none());
         let post = Request::post("/").body(()).unwrap();
         assert_eq!(RequestInfo::capture(&post).method, Method::Other);
     }

@@ -82,19 +82,16 @@ pub fn file(
     plan: Plan,
     entry: &FileEntry,
     variant: &Variant,
-    cache_control: Option<&HeaderValue>,
+    extra: &HeaderMap,
     source: Option<Source>,
 ) -> Response<Body> {
-    let mut headers = HeaderMap::with_capacity(10);
-    headers.insert(header::ETAG, variant.etag.clone());
-    headers.insert(header::LAST_MODIFIED, variant.last_modified.clone());
-    if let Some(cc) = cache_control {
-        headers.insert(header::CACHE_CONTROL, cc.clone());
-    }
-    if !entry.encoded.is_empty() {
-        // Caches must key on Accept-Encoding for every answer about this URL, 304s included.
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    }
+    let has_sidecars = !entry.encoded.is_empty();
+    // The common answer copies the headers built when the file was loaded.
+    let mut headers = match (&plan, &variant.full_headers) {
+        (Plan::Full, Some(full)) => full.clone(),
+        (Plan::Full, None) => full_headers(&entry.content_type, variant, has_sidecars, extra),
+        _ => validators(variant, has_sidecars, extra),
+    };
     let (status, body) = match plan {
         Plan::NotModified => (StatusCode::NOT_MODIFIED, None),
         Plan::PreconditionFailed => {
@@ -109,19 +106,6 @@ pub fn file(
             (StatusCode::RANGE_NOT_SATISFIABLE, None)
         }
         Plan::Full => {
-            headers.insert(header::CONTENT_TYPE, entry.content_type.clone());
-            headers.insert(header::CONTENT_LENGTH, variant.content_length.clone());
-            match variant.encoding {
-                Some(encoding) => {
-                    headers.insert(
-                        header::CONTENT_ENCODING,
-                        HeaderValue::from_static(encoding.as_str()),
-                    );
-                }
-                None => {
-                    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-                }
-            }
             let body = source.map(|s| file_body::single(s, 0..variant.len));
             (StatusCode::OK, body)
         }
@@ -150,6 +134,46 @@ pub fn file(
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// What every answer about a file carries: its validators, `Vary` when sidecars exist
+/// (caches must key on Accept-Encoding for every answer about this URL, 304s included), and
+/// the `extra` headers of the settings.
+fn validators(variant: &Variant, has_sidecars: bool, extra: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(10);
+    headers.insert(header::ETAG, variant.etag.clone());
+    headers.insert(header::LAST_MODIFIED, variant.last_modified.clone());
+    if has_sidecars {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    for (name, value) in extra {
+        headers.insert(name, value.clone());
+    }
+    headers
+}
+
+/// The headers of a 200 with the whole of `variant` (of a file of `content_type`). Built
+/// once when the file is loaded: cloning them costs a fraction of inserting them one by one
+/// for every request, and nothing is added afterwards, which would grow the clone again.
+pub fn full_headers(
+    content_type: &HeaderValue,
+    variant: &Variant,
+    has_sidecars: bool,
+    extra: &HeaderMap,
+) -> HeaderMap {
+    let mut headers = validators(variant, has_sidecars, extra);
+    headers.insert(header::CONTENT_TYPE, content_type.clone());
+    headers.insert(header::CONTENT_LENGTH, variant.content_length.clone());
+    match variant.encoding {
+        Some(encoding) => {
+            let coding = HeaderValue::from_static(encoding.as_str());
+            headers.insert(header::CONTENT_ENCODING, coding);
+        }
+        None => {
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        }
+    }
+    headers
 }
 
 fn ascii(s: String) -> HeaderValue {

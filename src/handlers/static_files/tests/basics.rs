@@ -198,24 +198,24 @@ fn bad_settings_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = super::config(&dir.path().join("missing"));
     assert!(matches!(
-        StaticFiles::new(&cfg),
+        StaticFiles::new(&cfg, true),
         Err(StaticError::Root { .. })
     ));
     std::fs::write(dir.path().join("file"), "").unwrap();
     cfg.root = dir.path().join("file");
     assert!(matches!(
-        StaticFiles::new(&cfg),
+        StaticFiles::new(&cfg, true),
         Err(StaticError::Root { .. })
     ));
     cfg.root = dir.path().to_path_buf();
-    assert!(StaticFiles::new(&cfg).is_ok());
+    assert!(StaticFiles::new(&cfg, true).is_ok());
     for (key, value) in [("fallback", "../x"), ("not_found_page", "a/../../b")] {
         let mut bad = cfg.clone();
         match key {
             "fallback" => bad.fallback = Some(value.into()),
             _ => bad.not_found_page = Some(value.into()),
         }
-        let err = StaticFiles::new(&bad).unwrap_err();
+        let err = StaticFiles::new(&bad, true).unwrap_err();
         assert!(
             matches!(err, StaticError::Path { key: k, .. } if k == key),
             "{err}"
@@ -224,13 +224,13 @@ fn bad_settings_are_errors() {
     let mut bad = cfg.clone();
     bad.index_files = vec!["a/index.html".into()];
     assert!(matches!(
-        StaticFiles::new(&bad),
+        StaticFiles::new(&bad, true),
         Err(StaticError::Path { .. })
     ));
     let mut bad = cfg;
     bad.cache_control = Some("no\ncache".into());
     assert!(matches!(
-        StaticFiles::new(&bad),
+        StaticFiles::new(&bad, true),
         Err(StaticError::CacheControl(_))
     ));
 }

@@ -80,7 +80,7 @@ pub fn site(files: &[(&str, &[u8])], tweak: impl FnOnce(&mut StaticConfig)) -> S
     }
     let mut cfg = config(dir.path());
     tweak(&mut cfg);
-    let files = StaticFiles::new(&cfg).unwrap();
+    let files = StaticFiles::new(&cfg, true).unwrap();
     let root = dir.path().to_path_buf();
     Site {
         _dir: dir,

@@ -18,7 +18,7 @@ fn jailed() -> Site {
     let root = parent.path().join("root");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("ok.txt"), "ok").unwrap();
-    let files = StaticFiles::new(&super::config(&root)).unwrap();
+    let files = StaticFiles::new(&super::config(&root), true).unwrap();
     Site {
         _dir: parent,
         root,
