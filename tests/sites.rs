@@ -239,3 +239,48 @@ handler = { type = "respond", body = "public" }
         assert_eq!(body(&resp), expected, "{host} on {addr}: {resp}");
     }
 }
+
+#[tokio::test]
+async fn every_answer_carries_one_server_header_unless_it_is_turned_off() {
+    // `respond` and static files build `server` into their headers ahead of time; a
+    // configured or added one is still replaced by the one the pipeline sends.
+    let site = r#"
+[[sites]]
+hosts = ["*"]
+[[sites.use]]
+type = "headers"
+response = { add = { "server" = "added" } }
+[[sites.routes]]
+path = "/r"
+handler = { type = "respond", body = "r", headers = { "server" = "configured" } }
+[[sites.routes]]
+path = "/plain"
+handler = { type = "respond", body = "plain" }
+"#;
+    let servers = |resp: &str| {
+        resp.lines()
+            .take_while(|l| !l.is_empty())
+            .filter(|l| l.to_ascii_lowercase().starts_with("server:"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let files: [(&str, &[u8]); 1] = [("f.txt", b"file")];
+    let server = start(site, &files).await;
+    for path in ["/r", "/plain", "/f.txt"] {
+        let resp = get(server.addr, "a.test", path, "").await;
+        assert_eq!(status_of(&resp), 200, "{resp}");
+        assert_eq!(servers(&resp), ["server: harrier"], "{path}: {resp}");
+    }
+    // Turned off, nothing is replaced or added by the pipeline.
+    let off = format!("[server]\nadd_server_header = false\n{site}");
+    let server = start(&off, &files).await;
+    for (path, expected) in [
+        ("/r", &["server: configured", "server: added"][..]),
+        ("/plain", &["server: added"]),
+        ("/f.txt", &["server: added"]),
+    ] {
+        let resp = get(server.addr, "a.test", path, "").await;
+        assert_eq!(status_of(&resp), 200, "{resp}");
+        assert_eq!(servers(&resp), expected, "{path}: {resp}");
+    }
+}

@@ -7,9 +7,16 @@ use crate::body;
 use crate::pipeline::{handler_fn, Handler};
 
 /// A handler answering every request with the same response.
-pub fn respond(status: StatusCode, headers: &[(HeaderName, HeaderValue)], body: &str) -> Handler {
+/// With `server_header`, the map carries `server: harrier` already: the pipeline adds it to
+/// every response, and adding it to a clone would grow the clone again.
+pub fn respond(
+    status: StatusCode,
+    headers: &[(HeaderName, HeaderValue)],
+    body: &str,
+    server_header: bool,
+) -> Handler {
     // The whole header map is built once; each request clones it.
-    let mut map = HeaderMap::with_capacity(headers.len() + 1);
+    let mut map = HeaderMap::with_capacity(headers.len() + 2);
     for (name, value) in headers {
         map.append(name.clone(), value.clone());
     }
@@ -18,6 +25,10 @@ pub fn respond(status: StatusCode, headers: &[(HeaderName, HeaderValue)], body: 
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+    }
+    if server_header {
+        // Replaces a configured one, as the pipeline would.
+        map.insert(http::header::SERVER, crate::pipeline::server_header());
     }
     let body = Bytes::copy_from_slice(body.as_bytes());
     handler_fn(move |_req| {

@@ -21,15 +21,7 @@ pub fn request_host<B>(req: &Request<B>) -> Option<String> {
 pub(super) fn host_of<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = match req.uri().authority() {
         Some(a) => a.host(),
-        None => {
-            let header = req.headers().get(HOST)?.to_str().ok()?;
-            // Authority checks the syntax; the host is then cut out of the header itself
-            // (at the same offset), so that it borrows from the request.
-            let authority = Authority::try_from(header).ok()?;
-            let host = authority.host();
-            let start = host.as_ptr() as usize - authority.as_str().as_ptr() as usize;
-            header.get(start..start + host.len())?
-        }
+        None => host_in_header(req.headers().get(HOST)?.as_bytes())?,
     };
     let host = raw.trim_end_matches('.');
     Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -37,6 +29,27 @@ pub(super) fn host_of<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     } else {
         Cow::Borrowed(host)
     })
+}
+
+/// The host part of a Host header, borrowed from it; `None` when it is not an authority.
+fn host_in_header(header: &[u8]) -> Option<&str> {
+    // The common form (lowercase name or IPv4 address, optional numeric port) is read
+    // directly: `Authority` would copy the header into a new buffer to parse it.
+    let (name, port) = match memchr::memchr(b':', header) {
+        Some(colon) => (&header[..colon], &header[colon + 1..]),
+        None => (header, &b""[..]),
+    };
+    let simple_name = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(b);
+    if !name.is_empty() && name.iter().all(simple_name) && port.iter().all(u8::is_ascii_digit) {
+        return std::str::from_utf8(name).ok();
+    }
+    let header = std::str::from_utf8(header).ok()?;
+    // Authority checks the syntax; the host is then cut out of the header itself (at the
+    // same offset), so that it borrows from the request.
+    let authority = Authority::try_from(header).ok()?;
+    let host = authority.host();
+    let start = host.as_ptr() as usize - authority.as_str().as_ptr() as usize;
+    header.get(start..start + host.len())
 }
 
 /// Answers the request here when an endpoint rule applies: 301/308 to https, or 421.
@@ -127,6 +140,40 @@ mod tests {
         for h in ["example.com", "10.0.0.1", "localhost.example.com"] {
             assert!(!is_local(h), "{h}");
         }
+    }
+
+    #[test]
+    fn the_common_host_forms_read_directly_agree_with_authority() {
+        let general = |h: &str| {
+            let a = Authority::try_from(h).ok()?;
+            Some(a.host().to_owned())
+        };
+        let cases = [
+            "a",
+            "a.example",
+            "a.example:81",
+            "a:",
+            "a:99999",
+            "127.0.0.1:8080",
+            "a-b.c-d",
+            ":80",
+            "",
+            "a:1:2",
+            "a:x",
+            "A.example",
+            "[::1]:8",
+            "u@a",
+            "a b",
+            "a%41",
+            "1.2.3.4.5",
+            "..",
+        ];
+        for h in cases {
+            let fast = host_in_header(h.as_bytes()).map(str::to_owned);
+            assert_eq!(fast, general(h), "{h:?}");
+        }
+        assert_eq!(host_in_header(b"a.example:81"), Some("a.example"));
+        assert_eq!(host_in_header(b"\xff"), None);
     }
 
     #[test]

@@ -147,7 +147,8 @@ where
                 // Static file answers carry it already (see `StaticFiles::new`); replacing
                 // it would cost as much as inserting it.
                 match resp.headers_mut().entry(SERVER) {
-                    header::Entry::Occupied(e) if e.get() == "harrier" => {}
+                    header::Entry::Occupied(e)
+                        if e.get() == "harrier" && e.iter().nth(1).is_none() => {}
                     header::Entry::Occupied(mut e) => {
                         e.insert(super::server_header());
                     }

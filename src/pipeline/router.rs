@@ -229,7 +229,7 @@ fn build_site(i: usize, site: &SiteConfig, ctx: &BuildContext<'_>) -> Result<Sit
                 status,
                 headers,
                 body,
-            } => crate::handlers::respond::respond(*status, headers, body),
+            } => crate::handlers::respond::respond(*status, headers, body, ctx.server_header),
             HandlerConfig::Proxy(cfg) => {
                 let proxy = Proxy::fixed(cfg, Arc::clone(&ctx.upgrades))
                     .map_err(|e| err(what.clone())(e.to_string()))?;
