@@ -70,6 +70,11 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes hop-by-hop headers, including those the `Connection` header names. `TE:
 /// trailers` survives (gRPC needs it end to end).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them (`Connection` and `TE` included): one pass over the
+    // few names present instead of a hashed removal per hop-by-hop name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     // The usual tokens name no header or one removed below anyway: nothing is collected
     // (or allocated) for them.
     let named: Vec<HeaderName> = connection_tokens(headers)
@@ -149,7 +154,9 @@ impl Origin {
 pub fn forwarding_headers(headers: &mut HeaderMap, origin: &Origin, opts: &ForwardedOut) {
     if opts.x_forwarded {
         match origin.client {
-            Some(ip) => append_list(headers, X_FORWARDED_FOR, ip, origin.trusted),
+            Some(ip) => append_list(headers, X_FORWARDED_FOR, origin.trusted, |out| {
+                push_ip(out, ip)
+            }),
             None if !origin.trusted => {
                 headers.remove(X_FORWARDED_FOR);
             }
@@ -174,22 +181,17 @@ pub fn forwarding_headers(headers: &mut HeaderMap, origin: &Origin, opts: &Forwa
         }
     }
     if opts.forwarded {
-        append_list(
-            headers,
-            header::FORWARDED,
-            ForwardedElement(origin),
-            origin.trusted,
-        );
+        append_list(headers, header::FORWARDED, origin.trusted, |out| {
+            let _ = write!(out, "{}", ForwardedElement(origin));
+        });
     } else if !origin.trusted {
         headers.remove(header::FORWARDED);
     }
     if opts.via {
-        append_list(
-            headers,
-            header::VIA,
-            format_args!("{} harrier", origin.version),
-            true,
-        );
+        append_list(headers, header::VIA, true, |out| {
+            out.push_str(origin.version);
+            out.push_str(" harrier");
+        });
     }
 }
 
@@ -212,10 +214,15 @@ impl Display for ForwardedElement<'_> {
     }
 }
 
-/// `name: value`, after the existing values when `keep` (one comma-joined line); `value` is
-/// written straight into the header's one buffer.
-fn append_list(headers: &mut HeaderMap, name: HeaderName, value: impl Display, keep: bool) {
-    let mut joined = String::new();
+/// `name: value`, after the existing values when `keep` (one comma-joined line); `value`
+/// writes itself straight into the header's one buffer.
+fn append_list(
+    headers: &mut HeaderMap,
+    name: HeaderName,
+    keep: bool,
+    value: impl FnOnce(&mut String),
+) {
+    let mut joined = String::with_capacity(64);
     if keep {
         for v in headers
             .get_all(&name)
@@ -226,9 +233,33 @@ fn append_list(headers: &mut HeaderMap, name: HeaderName, value: impl Display, k
             joined.push_str(", ");
         }
     }
-    let _ = write!(joined, "{value}");
+    value(&mut joined);
     if let Ok(v) = HeaderValue::try_from(joined) {
         headers.insert(name, v);
+    }
+}
+
+/// Writes `ip` as `Display` would: an IPv4 address digit by digit, since the formatting
+/// machinery took as long as the rest of the forwarding headers together.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -278,6 +309,42 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-kept", "te"]);
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_goes_and_nothing_else_does() {
+        for name in &HOP_BY_HOP {
+            let mut h = HeaderMap::new();
+            h.insert("x-kept", HeaderValue::from_static("1"));
+            h.insert(name, HeaderValue::from_static("v"));
+            strip_hop_by_hop(&mut h);
+            let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+            assert_eq!(names, ["x-kept"], "{name}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "192.168.100.255",
+            "9.99.100.199",
+            "::1",
+            "2001:db8::ff00:42:8329",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::new();
+            push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+        }
     }
 
     #[test]

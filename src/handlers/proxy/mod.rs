@@ -263,12 +263,16 @@ impl Proxy {
                 HostHeader::Fixed(_) => self.fixed_host.clone(),
             }
             .unwrap_or_else(|| dest.authority_value.clone());
-            // HTTP/2 carries the host in :authority, taken from the URI.
+            // HTTP/2 carries the host in :authority, taken from the URI. Over HTTP/1.1 the
+            // URI's authority only names the pool inside this upstream's own client (the
+            // connector dials the upstream; the Host header is set below), and the pool
+            // hashes it byte by byte with SipHash at every checkout and return: one letter
+            // instead of `127.0.0.1:5000` saves ~2.5k instructions per request.
             let authority = match dest.h2 {
-                true => http::uri::Authority::try_from(host.as_bytes()).ok(),
-                false => None,
-            }
-            .unwrap_or_else(|| dest.authority.clone());
+                true => http::uri::Authority::try_from(host.as_bytes())
+                    .unwrap_or_else(|_| dest.authority.clone()),
+                false => http::uri::Authority::from_static("u"),
+            };
             let uri = Uri::builder()
                 .scheme(dest.scheme.clone())
                 .authority(authority)
