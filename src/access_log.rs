@@ -1,9 +1,9 @@
 //! One line per request on standard output, in the Apache/nginx combined format or as JSON.
 
+mod combined;
 pub mod output;
 
 use std::fmt;
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -99,22 +99,31 @@ impl Record {
         Addr(self.client.or(self.remote.map(|a| a.ip())))
     }
 
-    /// The line: every field is formatted straight into `out`.
+    /// The line: every field is written straight into `out`.
     fn combined(&self, out: &mut Vec<u8>, sent: u64) {
-        let _ = write!(
-            out,
-            "{} - {} [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\"",
-            self.remote(),
-            self.user.as_deref().unwrap_or("-"),
-            Clf(self.time),
-            self.method,
-            self.uri,
-            self.version,
-            self.status.as_u16(),
-            sent,
-            Quoted(text(&self.referer)),
-            Quoted(text(&self.user_agent)),
-        );
+        match self.client.or(self.remote.map(|a| a.ip())) {
+            Some(ip) => crate::text::push_ip(out, ip),
+            None => out.push(b'-'),
+        }
+        out.extend_from_slice(b" - ");
+        out.extend_from_slice(self.user.as_deref().unwrap_or("-").as_bytes());
+        out.extend_from_slice(b" [");
+        combined::push_clf(out, self.time);
+        out.extend_from_slice(b"] \"");
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        combined::push_uri(out, &self.uri);
+        out.push(b' ');
+        out.extend_from_slice(combined::version(self.version).as_bytes());
+        out.extend_from_slice(b"\" ");
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.push(b' ');
+        crate::text::push_u64(out, sent);
+        out.extend_from_slice(b" \"");
+        combined::push_quoted(out, text(&self.referer));
+        out.extend_from_slice(b"\" \"");
+        combined::push_quoted(out, text(&self.user_agent));
+        out.push(b'"');
     }
 
     fn json(&self, out: &mut Vec<u8>, sent: u64) {
@@ -181,21 +190,6 @@ impl fmt::Display for Addr {
             Some(ip) => ip.fmt(f),
             None => f.write_str("-"),
         }
-    }
-}
-
-/// Text inside a quoted field of the combined format: `"` written as `\"`.
-struct Quoted<'a>(&'a str);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = self.0.split('"');
-        f.write_str(parts.next().unwrap_or(""))?;
-        for part in parts {
-            f.write_str("\\\"")?;
-            f.write_str(part)?;
-        }
-        Ok(())
     }
 }
 

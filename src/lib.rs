@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod proto;
 pub mod server;
 pub mod signals;
+pub mod text;
 pub mod tls;
 
 pub use server::{BoundServer, Server, ServerError};
