@@ -71,6 +71,11 @@ impl FileCache {
         }
     }
 
+    /// Whether answers are kept at all.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Looks `key` up.
     pub fn get(&self, key: &str) -> Option<Hit> {
         if !self.enabled {

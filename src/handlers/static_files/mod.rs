@@ -16,6 +16,7 @@ mod file_body;
 mod file_read;
 mod listing;
 mod lookup;
+mod misses;
 mod range;
 mod request;
 mod resolve;
@@ -81,6 +82,7 @@ pub struct StaticFiles {
     rules: Rules,
     fallback: Option<Internal>,
     not_found_page: Option<Internal>,
+    misses: misses::Misses,
 }
 
 /// A file named by the settings rather than by a request. Its cache key starts with NUL,
@@ -161,7 +163,14 @@ impl StaticFiles {
             },
             fallback: Internal::new("fallback", cfg.fallback.as_deref())?,
             not_found_page: Internal::new("not_found_page", cfg.not_found_page.as_deref())?,
+            misses: misses::Misses::default(),
         })
+    }
+
+    /// Lookups that went to the disk (not answered by the cache): how well the cache works,
+    /// for diagnostics and tests.
+    pub fn disk_lookups(&self) -> u64 {
+        self.misses.lookups()
     }
 
     /// Answers one request. Never panics, never returns an error: every failure is a response.
@@ -201,11 +210,26 @@ impl StaticFiles {
 
     /// The answer for `decoded`, from the cache when fresh, else from disk (and cached).
     async fn lookup(&self, key: &str, decoded: &str, hidden_ok: bool) -> io::Result<Resolved> {
-        let prev = match self.cache.get(key) {
+        let mut prev = match self.cache.get(key) {
             Some(Hit::Fresh(value)) => return Ok(value),
             Some(Hit::Stale(value)) => Some(value),
             None => None,
         };
+        // Concurrent misses of one key wait for the first (`misses.rs`); without a cache
+        // there is nothing to wait for.
+        let gate = (prev.is_none() && self.cache.is_enabled()).then(|| self.misses.gate(key));
+        let _turn = match &gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
+        if gate.is_some() {
+            match self.cache.get(key) {
+                Some(Hit::Fresh(value)) => return Ok(value),
+                Some(Hit::Stale(value)) => prev = Some(value),
+                None => {}
+            }
+        }
+        self.misses.count();
         let settings = Arc::clone(&self.settings);
         let decoded = decoded.to_owned();
         let result =

@@ -111,3 +111,27 @@ async fn concurrent_requests_share_the_cache() {
     }
     assert_eq!(s.files.cache.stats().0, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_of_one_file_make_one_disk_lookup() {
+    let s = std::sync::Arc::new(site(&[("a.txt", b"once"), ("b.txt", b"b")], |_| {}));
+    let requests: Vec<_> = (0..32)
+        .map(|i| {
+            let s = std::sync::Arc::clone(&s);
+            let path = if i % 8 == 7 { "/b.txt" } else { "/a.txt" };
+            tokio::spawn(async move { s.get(path).await })
+        })
+        .collect();
+    for request in requests {
+        let reply = request.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    // One lookup per file, however the 32 requests interleaved.
+    assert_eq!(s.files.disk_lookups(), 2);
+    // Without a cache nothing waits: every request looks for itself.
+    let uncached = site(&[("a.txt", b"x")], |c| c.cache.max_file_size = 0);
+    for _ in 0..3 {
+        assert_eq!(uncached.get("/a.txt").await.status, StatusCode::OK);
+    }
+    assert_eq!(uncached.files.disk_lookups(), 3);
+}
