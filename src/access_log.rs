@@ -101,7 +101,7 @@ impl Record {
 
     /// The line: every field is written straight into `out`.
     fn combined(&self, out: &mut Vec<u8>, sent: u64) {
-        match self.client.or(self.remote.map(|a| a.ip())) {
+        match self.remote().0 {
             Some(ip) => crate::text::push_ip(out, ip),
             None => out.push(b'-'),
         }

@@ -70,19 +70,19 @@ pub fn line(fill: impl FnOnce(&mut Vec<u8>)) {
 /// For tokio's `on_thread_park`: the thread has no work left, so its lines go out now;
 /// from then on its lines may wait for its next park.
 pub fn flush_on_park() {
-    let _ = BATCH.try_with(|batch| {
-        if let Ok(mut batch) = batch.try_borrow_mut() {
-            batch.parks = true;
-            write_out(&mut batch.bytes);
-        }
-    });
+    flush(true);
 }
 
 /// For tokio's `on_thread_stop`: nothing is left behind when a thread ends.
 pub fn flush_on_stop() {
+    flush(false);
+}
+
+/// Writes this thread's batch; `parks` says whether its later lines may wait.
+fn flush(parks: bool) {
     let _ = BATCH.try_with(|batch| {
         if let Ok(mut batch) = batch.try_borrow_mut() {
-            batch.parks = false;
+            batch.parks = parks;
             write_out(&mut batch.bytes);
         }
     });

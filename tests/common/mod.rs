@@ -277,9 +277,16 @@ pub struct Served {
 }
 
 impl Served {
-    /// Kills the server and hands back what it wrote on stdout and did not get read yet, up
-    /// to the end.
-    pub async fn kill(mut self) -> Lines<BufReader<ChildStdout>> {
+    /// Stops the server as SIGTERM does (gracefully: its threads write out what they still
+    /// hold) and hands back what it wrote on stdout and did not get read yet, up to the end.
+    /// Without SIGTERM (Windows) it is killed.
+    pub async fn terminate(mut self) -> Lines<BufReader<ChildStdout>> {
+        #[cfg(unix)]
+        if let Some(pid) = self._child.id() {
+            // SAFETY: signals a child process this test started and has not reaped.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+        #[cfg(not(unix))]
         let _ = self._child.start_kill();
         let _ = tokio::time::timeout(STEP, self._child.wait()).await;
         self.stdout

@@ -65,7 +65,7 @@ async fn probe(proxy: &Proxy, upstream: &Arc<super::Upstream>, check: &HealthChe
     let dest = proxy.dest(upstream);
     let uri = Uri::builder()
         .scheme(dest.scheme.clone())
-        .authority(dest.authority.clone())
+        .authority(dest.uri_authority(None))
         .path_and_query(check.path.as_str())
         .build();
     let Ok(uri) = uri else {
