@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use common::upstream::{self, proxy_site, site, Kind};
@@ -667,4 +668,131 @@ async fn websockets_over_http2_extended_connect_reach_an_http1_upstream() {
             .unwrap();
         assert_eq!(echoed, Message::text(text));
     }
+}
+
+/// Waits (bounded by STEP) until `cond` holds; the upstream's connection counters change
+/// on its own tasks, after the response the test saw.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn http1_upstream_connections_are_kept_and_reused() {
+    let up = upstream::start("a", Kind::Http1).await;
+    let server = start(&proxy_site(&up.url()), &[]).await;
+    let client = h1();
+    // Bodies of every shape end cleanly and leave the connection reusable: JSON, empty
+    // (204, 304 never polled), HEAD, streamed chunks, a request body.
+    for path in [
+        "/echo",
+        "/status/204",
+        "/status/304",
+        "/big?mib=1",
+        "/echo?x=1",
+    ] {
+        let resp = client.get(server.url(path)).send().await.unwrap();
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap();
+        assert!(status.is_success() || status == 304, "{path}: {status}");
+        if path == "/big?mib=1" {
+            assert_eq!(body.len(), 1024 * 1024);
+        }
+    }
+    let head = client.head(server.url("/echo")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let post = client
+        .post(server.url("/echo"))
+        .body(vec![b'p'; 100_000])
+        .send()
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&post.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["body_len"], 100_000);
+    // The upstream sees the path in origin form, as a client would send it.
+    assert_eq!(json["uri"], "/echo", "{json}");
+    assert_eq!(up.hits(), 7);
+    assert_eq!(up.connections.load(SeqCst), 1, "one kept connection");
+}
+
+#[tokio::test]
+async fn an_abandoned_response_body_closes_its_upstream_connection() {
+    let up = upstream::start("a", Kind::Http1).await;
+    let server = start(&proxy_site(&up.url()), &[]).await;
+    let mut s = connect(server.addr).await;
+    s.write_all(b"GET /big?mib=8 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 1024];
+    let n = tokio::time::timeout(STEP, s.read(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    drop(s);
+    // The rest of that body must not reach the next request: its connection is closed,
+    // and the next request gets a new one and a clean answer.
+    until("the upstream connection is closed", || {
+        up.closed.load(SeqCst) == 1
+    })
+    .await;
+    let json = get_json(&h1(), &server.url("/echo")).await;
+    assert_eq!(json["uri"], "/echo");
+    assert_eq!(up.connections.load(SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
+    // An upstream that answers a connection's first request, keeps it open (no
+    // `Connection: close`) until the test says, then closes it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let close = std::sync::Arc::new(tokio::sync::Notify::new());
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (close2, closed2) = (close.clone(), closed.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (close, closed) = (close2.clone(), closed2.clone());
+            tokio::spawn(async move {
+                let head = read_response(&mut s).await;
+                assert!(head.starts_with("POST / "), "{head}");
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                close.notified().await;
+                drop(s);
+                closed.fetch_add(1, SeqCst);
+            });
+        }
+    });
+    let server = start(&proxy_site(&format!("http://{addr}")), &[]).await;
+    // POST is not retried on another upstream, so only the pool's own check of an idle
+    // connection (or its resend of a request that never left) can save the next one.
+    for i in 0..3 {
+        let resp = h1().post(server.url("/")).body("x").send().await.unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        close.notify_one();
+        until("the upstream closed", || closed.load(SeqCst) == i + 1).await;
+    }
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_close_after_pool_idle_timeout() {
+    let up = upstream::start("a", Kind::Http1).await;
+    let toml = site(&format!(
+        r#"{{ type = "proxy", upstreams = ["{}"], pool_idle_timeout = "200ms" }}"#,
+        up.url()
+    ));
+    let server = start(&toml, &[]).await;
+    get_json(&h1(), &server.url("/echo")).await;
+    until("the idle connection is closed", || {
+        up.closed.load(SeqCst) == 1
+    })
+    .await;
+    get_json(&h1(), &server.url("/echo")).await;
+    assert_eq!(up.connections.load(SeqCst), 2);
 }

@@ -30,6 +30,9 @@ pub struct Upstream {
     pub addr: std::net::SocketAddr,
     /// Requests answered.
     pub hits: AtomicUsize,
+    /// Connections accepted, and those of them that have ended.
+    pub connections: AtomicUsize,
+    pub closed: AtomicUsize,
     /// Status `/healthz` answers.
     pub health: AtomicU16,
     /// Lets `/sse` send its second event.
@@ -91,7 +94,9 @@ pub fn serve_io<S>(io: S, state: Arc<Upstream>, kind: Kind)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    state.connections.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
+        let counts = Arc::clone(&state);
         let service = hyper::service::service_fn(move |req| {
             let state = Arc::clone(&state);
             async move { Ok::<_, Infallible>(answer(req, state).await) }
@@ -110,6 +115,7 @@ where
                     .await
             }
         };
+        counts.closed.fetch_add(1, Ordering::SeqCst);
     });
 }
 
@@ -294,6 +300,8 @@ fn state(name: &str, addr: std::net::SocketAddr) -> Arc<Upstream> {
         name: name.to_owned(),
         addr,
         hits: AtomicUsize::new(0),
+        connections: AtomicUsize::new(0),
+        closed: AtomicUsize::new(0),
         health: AtomicU16::new(200),
         release: Notify::new(),
     })

@@ -151,6 +151,11 @@ impl Connector {
         }
     }
 
+    /// Opens a connection to the target, within the connect timeout.
+    pub async fn dial(&self) -> Result<UpstreamIo, ConnectError> {
+        self.clone().connect().await
+    }
+
     async fn connect(self) -> Result<UpstreamIo, ConnectError> {
         let dial = async {
             match &*self.target {

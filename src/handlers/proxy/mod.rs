@@ -2,15 +2,17 @@
 //! responses back.
 //!
 //! The proxy does not know the client's protocol: HTTP/1.1, HTTP/2 and HTTP/3 requests all
-//! arrive as `Request<Body>`. Each upstream gets its own pooled hyper-util client (its own
-//! connector and keep-alive pool); the upstream of a request is chosen by the handler's
-//! policy among those that are up; connection failures of requests that are safe to repeat
-//! are retried on another upstream.
+//! arrive as `Request<Body>`. Each plain HTTP/1.1 upstream gets a pool of connections
+//! driven by the requests themselves (`pool`); upgrades, h2c and https upstreams go through
+//! a pooled hyper-util client. The upstream of a request is chosen by the handler's policy
+//! among those that are up; connection failures of requests that are safe to repeat are
+//! retried on another upstream.
 
 mod balance;
 pub mod connect;
 mod forward;
 mod health;
+mod pool;
 mod streamed;
 pub mod upgrade;
 pub mod upstream;
@@ -51,6 +53,8 @@ struct Dest {
     authority_value: HeaderValue,
     /// h2c: HTTP/2 from the first byte, the host in `:authority`.
     h2: bool,
+    /// Plain HTTP/1.1 upstreams (http://, unix sockets): their request-driven pool.
+    h1: Option<Arc<pool::H1Pool>>,
 }
 
 impl Dest {
@@ -168,6 +172,17 @@ impl Proxy {
             self.cfg.connect_timeout,
         );
         let h2 = scheme_of(&upstream.target) == Some(UpstreamScheme::H2c);
+        let h1 = matches!(
+            scheme_of(&upstream.target),
+            None | Some(UpstreamScheme::Http)
+        )
+        .then(|| {
+            pool::H1Pool::new(
+                connector.clone(),
+                self.cfg.max_idle_per_upstream,
+                self.cfg.pool_idle_timeout,
+            )
+        });
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(self.cfg.pool_idle_timeout)
             .pool_max_idle_per_host(self.cfg.max_idle_per_upstream)
@@ -188,6 +203,7 @@ impl Proxy {
             authority_value: HeaderValue::try_from(text)
                 .unwrap_or(HeaderValue::from_static("localhost")),
             h2,
+            h1,
         });
         dests.insert(key, (Arc::downgrade(upstream), Arc::clone(&dest)));
         dest
@@ -262,13 +278,13 @@ impl Proxy {
         let started = Instant::now();
         let mut tried = Tried::default();
         // A failed attempt's answer, given when no upstream is left to retry on.
-        let mut failed: Option<Response<Body>> = None;
+        let mut failed_page: Option<Response<Body>> = None;
         loop {
             let pick = self
                 .balancer
                 .pick(&list, &parts.uri, &headers, client_ip, &tried);
             let Some(pick) = pick else {
-                return failed.unwrap_or_else(|| self.all_down(list.len()));
+                return failed_page.unwrap_or_else(|| self.all_down(list.len()));
             };
             tried.insert(pick.index);
             let upstream = Arc::clone(&list[pick.index]);
@@ -279,12 +295,17 @@ impl Proxy {
                 HostHeader::Fixed(_) => self.fixed_host.clone(),
             }
             .unwrap_or_else(|| dest.authority_value.clone());
-            let authority = dest.uri_authority(Some(&host));
-            let uri = Uri::builder()
-                .scheme(dest.scheme.clone())
-                .authority(authority)
-                .path_and_query(path.clone())
-                .build();
+            // Plain HTTP/1.1 exchanges use the pool driven by this request; upgrades,
+            // HTTP/2 and https upstreams hyper-util's client.
+            let pooled = dest.h1.as_ref().filter(|_| upgrade.is_none());
+            let uri = match pooled {
+                Some(_) => Ok(Uri::from(path.clone())),
+                None => Uri::builder()
+                    .scheme(dest.scheme.clone())
+                    .authority(dest.uri_authority(Some(&host)))
+                    .path_and_query(path.clone())
+                    .build(),
+            };
             let Ok(uri) = uri else {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -312,10 +333,25 @@ impl Proxy {
                 out.headers_mut().insert(header::HOST, host);
             }
             let guard = upstream.start_request();
-            let sent =
-                tokio::time::timeout(self.cfg.response_header_timeout, dest.client.request(out));
-            let (status, why) = match sent.await {
-                Ok(Ok(mut resp)) => {
+            let wait = self.cfg.response_header_timeout;
+            let sent = match pooled {
+                Some(pool) => match tokio::time::timeout(wait, pool.send(out)).await {
+                    Ok(Ok(resp)) => Ok(Ok(Answer::Pooled(resp))),
+                    Ok(Err(e)) => Ok(Err(Failed::of(&e, e.is_connect()))),
+                    Err(elapsed) => Err(elapsed),
+                },
+                None => match tokio::time::timeout(wait, dest.client.request(out)).await {
+                    Ok(Ok(resp)) => Ok(Ok(Answer::Direct(resp))),
+                    Ok(Err(e)) => Ok(Err(Failed::of(&e, e.is_connect()))),
+                    Err(elapsed) => Err(elapsed),
+                },
+            };
+            let (status, why) = match sent {
+                Ok(Ok(Answer::Pooled(resp))) => {
+                    self.passive_result(&upstream, Some(resp.status()));
+                    return self.response(resp, guard, pick.set_cookie, None);
+                }
+                Ok(Ok(Answer::Direct(mut resp))) => {
                     self.passive_result(&upstream, Some(resp.status()));
                     let tunnel = match (resp.status(), upgrade.take()) {
                         (StatusCode::SWITCHING_PROTOCOLS, Some(up)) => {
@@ -336,16 +372,14 @@ impl Proxy {
                     };
                     return self.response(resp, guard, pick.set_cookie, tunnel);
                 }
-                Ok(Err(e)) => {
+                Ok(Err(failed)) => {
                     self.passive_result(&upstream, None);
-                    let why = error_chain(&e);
-                    tracing::warn!(upstream = %upstream.label, "proxy: {why}");
-                    let status = client_error_status(&e);
-                    if e.is_connect() && may_retry && started.elapsed() < self.cfg.retry_timeout {
-                        failed = Some(failure_page(status, why));
+                    tracing::warn!(upstream = %upstream.label, "proxy: {}", failed.why);
+                    if failed.connect && may_retry && started.elapsed() < self.cfg.retry_timeout {
+                        failed_page = Some(failure_page(failed.status, failed.why));
                         continue;
                     }
-                    (status, why)
+                    (failed.status, failed.why)
                 }
                 Err(_) => {
                     self.passive_result(&upstream, None);
@@ -401,13 +435,17 @@ impl Proxy {
     /// streamed with the idle timeout.
     /// With a `tunnel`, the 101 keeps its `Upgrade` for an HTTP/1.1 client, and becomes a
     /// 200 for an HTTP/2 one (RFC 8441).
-    fn response(
+    fn response<B>(
         &self,
-        resp: Response<hyper::body::Incoming>,
+        resp: Response<B>,
         guard: upstream::InFlight,
         set_cookie: Option<HeaderValue>,
         tunnel: Option<(Tunnel, bool)>,
-    ) -> Response<Body> {
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<crate::body::BoxError>,
+    {
         let (mut parts, incoming) = resp.into_parts();
         let upgrade = parts.headers.get(header::UPGRADE).cloned();
         forward::strip_hop_by_hop(&mut parts.headers);
@@ -473,6 +511,30 @@ impl Proxy {
     }
 }
 
+/// An upstream's response head, from the pool or from hyper-util's client.
+enum Answer {
+    Pooled(Response<pool::PooledBody>),
+    Direct(Response<hyper::body::Incoming>),
+}
+
+/// An attempt that got no response head.
+struct Failed {
+    status: StatusCode,
+    why: String,
+    /// Nothing reached the upstream: another one may be tried.
+    connect: bool,
+}
+
+impl Failed {
+    fn of(e: &(dyn std::error::Error + 'static), connect: bool) -> Self {
+        Failed {
+            status: client_error_status(e),
+            why: error_chain(e),
+            connect,
+        }
+    }
+}
+
 /// A client's pending upgrade, with its permit, until the upstream accepts it.
 struct Upgrade {
     client_side: hyper::upgrade::OnUpgrade,
@@ -508,8 +570,8 @@ fn is_idempotent(method: &Method) -> bool {
 
 /// 504 for a connect timeout, the body's own status when the client's request body broke a
 /// limit, 502 otherwise.
-fn client_error_status(e: &hyper_util::client::legacy::Error) -> StatusCode {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+fn client_error_status(e: &(dyn std::error::Error + 'static)) -> StatusCode {
+    let mut source = Some(e);
     while let Some(err) = source {
         if let Some(ConnectError::Timeout(_)) = err.downcast_ref::<ConnectError>() {
             return StatusCode::GATEWAY_TIMEOUT;
