@@ -25,7 +25,11 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         idle: Duration,
-        timer: Pin<Box<Sleep>>,
+        // Made the first time the body waits: a response that is all there when the client
+        // reads it (most small ones) never touches the timer wheel.
+        timer: Option<Pin<Box<Sleep>>>,
+        // A frame came since the timer was last set.
+        progressed: bool,
         guard: Option<InFlight>,
     }
 }
@@ -36,7 +40,8 @@ impl<B> UpstreamBody<B> {
         UpstreamBody {
             inner,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            timer: None,
+            progressed: false,
             guard: Some(guard),
         }
     }
@@ -61,15 +66,24 @@ where
                 Poll::Ready(None)
             }
             Poll::Ready(Some(frame)) => {
-                let deadline = Instant::now() + *this.idle;
-                this.timer.as_mut().reset(deadline);
+                *this.progressed = true;
                 if frame.is_err() {
                     this.guard.take();
                 }
                 Poll::Ready(Some(frame.map_err(Into::into)))
             }
             Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_ready() {
+                // The pause is timed from the first wait after the last frame.
+                let timer = match this.timer {
+                    Some(timer) if *this.progressed => {
+                        timer.as_mut().reset(Instant::now() + *this.idle);
+                        timer
+                    }
+                    Some(timer) => timer,
+                    None => this.timer.insert(Box::pin(tokio::time::sleep(*this.idle))),
+                };
+                *this.progressed = false;
+                if timer.as_mut().poll(cx).is_ready() {
                     this.guard.take();
                     return Poll::Ready(Some(Err(Box::new(BodyIdle(*this.idle)))));
                 }
