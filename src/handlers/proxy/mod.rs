@@ -296,8 +296,11 @@ impl Proxy {
             }
             .unwrap_or_else(|| dest.authority_value.clone());
             // Plain HTTP/1.1 exchanges use the pool driven by this request; upgrades,
-            // HTTP/2 and https upstreams hyper-util's client.
-            let pooled = dest.h1.as_ref().filter(|_| upgrade.is_none());
+            // CONNECT (authority-form target), HTTP/2 and https upstreams hyper-util's client.
+            let pooled = dest
+                .h1
+                .as_ref()
+                .filter(|_| upgrade.is_none() && method != Method::CONNECT);
             let uri = match pooled {
                 Some(_) => Ok(Uri::from(path.clone())),
                 None => Uri::builder()
