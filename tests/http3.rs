@@ -213,9 +213,7 @@ async fn get_a_static_file() {
 #[tokio::test]
 async fn handlers_see_the_quic_tls_session() {
     let handler = handler_fn(|req: Request<harrier::body::Body>| async move {
-        let tls = req
-            .extensions()
-            .get::<Arc<ConnInfo>>()
+        let tls = ConnInfo::of(&req)
             .and_then(|c| c.tls.clone())
             .unwrap_or_default();
         let alpn = String::from_utf8_lossy(tls.alpn.as_deref().unwrap_or_default()).into_owned();

@@ -3,7 +3,6 @@
 //! [`ClientAddr`] for everything after this stage; the incoming headers are left as they are.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use http::{HeaderMap, Request};
 use ipnet::IpNet;
@@ -140,9 +139,7 @@ impl Middleware for ForwardedHeaders {
 }
 
 fn connection_peer<B>(req: &Request<B>) -> Option<SocketAddr> {
-    req.extensions()
-        .get::<Arc<ConnInfo>>()
-        .and_then(|c| c.remote)
+    ConnInfo::of(req).and_then(|c| c.remote)
 }
 
 /// The comma-separated items of every `name` header, last first (the nearest hop first).

@@ -322,10 +322,7 @@ impl Middleware for Rewrite {
         let root = Arc::clone(&self.root);
         let needs_host = self.needs_host;
         Box::pin(async move {
-            let https = req
-                .extensions()
-                .get::<Arc<ConnInfo>>()
-                .is_some_and(|c| c.tls.is_some());
+            let https = ConnInfo::of(&req).is_some_and(|c| c.tls.is_some());
             let request_uri = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
             let mut st = State {
                 root: &root,

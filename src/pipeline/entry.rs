@@ -123,11 +123,13 @@ where
             let mut resp = match (checked, early) {
                 (Ok(()), Some(answer)) => answer,
                 (Ok(()), None) => {
-                    let (mut parts, incoming) = req.into_parts();
-                    parts.extensions.insert(Arc::clone(&conn));
-                    let body =
-                        LimitedBody::new(incoming, app.max_body, app.body_rate).boxed_unsync();
-                    app.router.route(Request::from_parts(parts, body)).await
+                    let req = req.map(|incoming| {
+                        LimitedBody::new(incoming, app.max_body, app.body_rate).boxed_unsync()
+                    });
+                    // Routing runs stages eagerly (building their futures): it must
+                    // happen inside the scope too, so the router is called from within.
+                    let routed = async { app.router.route(req).await };
+                    ConnInfo::scope(Arc::clone(&conn), routed).await
                 }
                 (Err(status), _) => {
                     let mut resp = error_response(status);

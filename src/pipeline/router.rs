@@ -159,10 +159,8 @@ impl Router {
     }
 
     fn site_for<B>(&self, req: &Request<B>) -> Option<&Site> {
-        let endpoint = req
-            .extensions()
-            .get::<Arc<ConnInfo>>()
-            .and_then(|c| c.endpoint.name.as_deref());
+        let conn = ConnInfo::of(req);
+        let endpoint = conn.as_ref().and_then(|c| c.endpoint.name.as_deref());
         let serves = |i: &usize| {
             let site = &self.sites[*i];
             site.endpoints.is_empty()

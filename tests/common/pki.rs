@@ -331,9 +331,7 @@ pub async fn serve(dir: &Path, toml: &str, handler: Option<Handler>) -> Https {
 /// `sni=<name> alpn=<protocol> client=<subject>` (`-` for none).
 pub fn whoami() -> Handler {
     harrier::pipeline::handler_fn(|req: http::Request<harrier::body::Body>| async move {
-        let tls = req
-            .extensions()
-            .get::<Arc<ConnInfo>>()
+        let tls = ConnInfo::of(&req)
             .and_then(|c| c.tls.clone())
             .unwrap_or_default();
         let text = format!(

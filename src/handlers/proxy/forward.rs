@@ -119,7 +119,8 @@ pub struct Origin {
 impl Origin {
     /// Reads the origin of `req` as seen by `opts`.
     pub fn of<B>(req: &Request<B>, opts: &ForwardedOut) -> Origin {
-        let conn = req.extensions().get::<std::sync::Arc<ConnInfo>>();
+        let conn = ConnInfo::of(req);
+        let conn = conn.as_deref();
         let peer = conn.and_then(|c| c.remote).map(|a| a.ip());
         let trusted = peer.is_some_and(|ip| opts.trusted_proxies.iter().any(|n| n.contains(&ip)));
         let resolved = req.extensions().get::<ClientAddr>();
