@@ -180,10 +180,57 @@ impl StaticFiles {
     /// not `Sync`.
     pub fn serve<B>(&self, req: &Request<B>) -> impl Future<Output = Response<Body>> + Send + '_ {
         let info = RequestInfo::capture(req);
-        async move { self.handle(info).await }
+        let ready = self.answer_from_memory(&info);
+        async move {
+            match ready {
+                Ok(response) => response,
+                // Boxed: the disk path's future is large, and carrying it inline made every
+                // request's future (moved several times on its way to hyper) that large.
+                Err(hit) => Box::pin(self.handle(info, hit)).await,
+            }
+        }
     }
 
-    async fn handle(&self, req: RequestInfo) -> Response<Body> {
+    /// The answer when all it needs is in memory (a fresh cache entry of a file whose
+    /// bytes are cached, or no body at all), without a future. Otherwise what the cache
+    /// said, for the full path to go on from: a stale answer's revalidation is claimed by
+    /// the lookup that saw it, so asking again would find it "fresh".
+    fn answer_from_memory(&self, req: &RequestInfo) -> Result<Response<Body>, Option<Hit>> {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Err(None);
+        }
+        let Ok(decoded) = decode_path(req.uri.path(), self.rules) else {
+            return Err(None);
+        };
+        let hit = self.cache.get(&decoded);
+        let Some(Hit::Fresh(Resolved::File(entry))) = &hit else {
+            return Err(hit);
+        };
+        let variant = self.variant_for(req, entry);
+        let plan = respond::plan(req, variant);
+        let source = match (plan.reads_file() && !req.is_head(), &variant.content) {
+            (false, _) => None,
+            (true, Some(bytes)) => Some(Source::Memory(bytes.clone())),
+            (true, None) => return Err(hit),
+        };
+        let extra = &self.settings.file_headers;
+        Ok(respond::file(plan, entry, variant, extra, source))
+    }
+
+    /// The encoding of `entry` to send `req`: sidecars come in `encoding::SIDECARS` order,
+    /// so ties go to the smallest output. Without Accept-Encoding, or when even identity is
+    /// refused and nothing else fits, the original is sent (RFC 9110 allows that instead of
+    /// 406; browsers cope best).
+    fn variant_for<'e>(&self, req: &RequestInfo, entry: &'e FileEntry) -> &'e Variant {
+        let available = entry.encoded.iter().filter_map(|v| v.encoding);
+        let chosen = AcceptEncoding::parse(req.accept_encoding.as_ref()).choose(available);
+        chosen
+            .and_then(|e| entry.variant_of(e))
+            .unwrap_or(&entry.identity)
+    }
+
+    /// The full path; `hit` is what the cache said for the request's path, if asked.
+    async fn handle(&self, req: RequestInfo, hit: Option<Hit>) -> Response<Body> {
         let head = req.is_head();
         match req.method {
             Method::Get | Method::Head => {}
@@ -195,7 +242,8 @@ impl StaticFiles {
             Err(Rejection::BadRequest) => return respond::status(StatusCode::BAD_REQUEST, head),
             Err(Rejection::Hidden) => return self.not_found(&req).await,
         };
-        match self.lookup(&decoded, &decoded, self.rules.hidden_ok).await {
+        let found = self.lookup_after(hit, &decoded, &decoded, self.rules.hidden_ok);
+        match found.await {
             Ok(Resolved::File(entry)) => match self.send_file(&req, &decoded, &entry).await {
                 Ok(response) => response,
                 Err(e) if is_missing(&e) => self.not_found(&req).await,
@@ -210,7 +258,19 @@ impl StaticFiles {
 
     /// The answer for `decoded`, from the cache when fresh, else from disk (and cached).
     async fn lookup(&self, key: &str, decoded: &str, hidden_ok: bool) -> io::Result<Resolved> {
-        let mut prev = match self.cache.get(key) {
+        self.lookup_after(self.cache.get(key), key, decoded, hidden_ok)
+            .await
+    }
+
+    /// [`Self::lookup`] once the cache has answered `hit` for `key`.
+    async fn lookup_after(
+        &self,
+        hit: Option<Hit>,
+        key: &str,
+        decoded: &str,
+        hidden_ok: bool,
+    ) -> io::Result<Resolved> {
+        let mut prev = match hit {
             Some(Hit::Fresh(value)) => return Ok(value),
             Some(Hit::Stale(value)) => Some(value),
             None => None,
@@ -248,15 +308,7 @@ impl StaticFiles {
         key: &str,
         entry: &FileEntry,
     ) -> io::Result<Response<Body>> {
-        let available = entry.encoded.iter().filter_map(|v| v.encoding);
-        // Sidecars come in `encoding::SIDECARS` order, so ties go to the smallest output.
-        // Without Accept-Encoding, or when even identity is refused and nothing else fits,
-        // the original is sent (RFC 9110 allows that instead of 406; browsers cope best).
-        let chosen = AcceptEncoding::parse(req.accept_encoding.as_ref()).choose(available);
-        let variant = chosen
-            .and_then(|e| entry.variant_of(e))
-            .unwrap_or(&entry.identity);
-        let mut variant = Cow::Borrowed(variant);
+        let mut variant = Cow::Borrowed(self.variant_for(req, entry));
         let mut plan = respond::plan(req, &variant);
         let mut source = None;
         if plan.reads_file() && !req.is_head() {
