@@ -796,3 +796,113 @@ async fn idle_upstream_connections_close_after_pool_idle_timeout() {
     get_json(&h1(), &server.url("/echo")).await;
     assert_eq!(up.connections.load(SeqCst), 2);
 }
+
+/// A raw HTTP/1.1 upstream on 127.0.0.1:0 whose every connection runs `serve` with the
+/// stream; counts connections.
+async fn raw_upstream<F, Fut>(serve: F) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            counted.fetch_add(1, SeqCst);
+            tokio::spawn(serve(s));
+        }
+    });
+    (format!("http://{addr}"), conns)
+}
+
+/// Reads a request head from `s` (bytes past it stay in `buf`); its content-length.
+async fn request_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            buf.drain(..end + 4);
+            return Some(
+                head.lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0),
+            );
+        }
+        let mut chunk = [0u8; 65536];
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_early_answer_does_not_cut_the_request_body_it_did_not_wait_for() {
+    // The upstream answers 202 as soon as it has the head, then reads the body (RFC 9112
+    // §9.5: without `Connection: close` the client must go on sending it).
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (r, c) = (received.clone(), cut.clone());
+    let (url, _conns) = raw_upstream(move |mut s| {
+        let (received, cut) = (r.clone(), c.clone());
+        async move {
+            let mut buf = Vec::new();
+            while let Some(len) = request_head(&mut s, &mut buf).await {
+                let _ = s
+                    .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+                let mut left = len - buf.len().min(len);
+                buf.drain(..buf.len().min(len));
+                let mut chunk = vec![0u8; 65536];
+                while left > 0 {
+                    match s.read(&mut chunk[..left.min(65536)]).await {
+                        Ok(0) | Err(_) => {
+                            cut.fetch_add(1, SeqCst);
+                            return;
+                        }
+                        Ok(n) => left -= n,
+                    }
+                }
+                received.fetch_add(1, SeqCst);
+            }
+        }
+    })
+    .await;
+    let server = start(&proxy_site(&url), &[]).await;
+    for i in 0..2 {
+        let resp = h1()
+            .post(server.url("/upload"))
+            .body(vec![b'x'; 16 << 20])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "request {i}");
+        until("the upstream read the whole body", || {
+            received.load(SeqCst) + cut.load(SeqCst) == i + 1
+        })
+        .await;
+    }
+    assert_eq!((received.load(SeqCst), cut.load(SeqCst)), (2, 0));
+}
+
+#[tokio::test]
+async fn a_response_with_trailers_leaves_its_connection_reusable() {
+    let (url, conns) = raw_upstream(|mut s| async move {
+        let mut buf = Vec::new();
+        while request_head(&mut s, &mut buf).await.is_some() {
+            let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-t\r\n\r\n2\r\nok\r\n0\r\nx-t: 1\r\n\r\n";
+            if s.write_all(answer).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let server = start(&proxy_site(&url), &[]).await;
+    for _ in 0..3 {
+        let resp = h1().get(server.url("/")).send().await.unwrap();
+        assert_eq!(resp.text().await.unwrap(), "ok");
+    }
+    assert_eq!(conns.load(SeqCst), 1);
+}

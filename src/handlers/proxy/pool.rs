@@ -76,7 +76,8 @@ impl H1Pool {
             idle_timeout,
         });
         let weak = Arc::downgrade(&pool);
-        let every = idle_timeout.max(Duration::from_millis(100));
+        // A connection is closed at most half a timeout late.
+        let every = (idle_timeout / 2).max(Duration::from_millis(100));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,14 +119,28 @@ impl H1Pool {
                 since,
             } = self.lock().pop()?;
             if since.elapsed() >= self.idle_timeout {
-                // Everything below it is older still.
-                let stale = std::mem::take(&mut *self.lock());
-                drop(stale);
+                // Everything below it is older still (but another request may have put a
+                // fresh one on top meanwhile: only the expired ones go).
+                self.expire();
                 return None;
             }
             if Pin::new(&mut *conn).poll(cx).is_pending() && send.is_ready() {
                 return Some((send, conn));
             }
+        }
+    }
+
+    /// Drives a connection whose response has ended until it can take another request
+    /// (its request body sent), then pools it; drops it if it closes or takes too long.
+    async fn finish_upload(self: Arc<Self>, mut send: http1::SendRequest<Body>, mut conn: Conn) {
+        let ready = poll_fn(|cx| {
+            if Pin::new(&mut *conn).poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            send.poll_ready(cx).map(|r| r.is_ok())
+        });
+        if let Ok(true) = tokio::time::timeout(self.idle_timeout, ready).await {
+            self.put(send, conn);
         }
     }
 
@@ -218,13 +233,20 @@ impl PooledBody {
     }
 
     /// After the last byte: the connection settles into idle and goes back to the pool if
-    /// it can take another request (not `Connection: close`, nothing left unread).
+    /// it can take another request (not `Connection: close`, nothing left unread). An
+    /// upstream may answer before it has read the whole request body (a 202, an early
+    /// 413...): without `Connection: close` the body must still be sent (RFC 9112 §9.5), so
+    /// a task finishes the upload, within `pool_idle_timeout`, and then returns the
+    /// connection.
     fn release(&mut self, cx: &mut Context<'_>) {
         self.drive(cx);
-        if let (Some((send, conn)), Some(pool)) = (self.conn.take(), self.pool.upgrade()) {
-            if send.is_ready() {
-                pool.put(send, conn);
-            }
+        let (Some((send, conn)), Some(pool)) = (self.conn.take(), self.pool.upgrade()) else {
+            return;
+        };
+        if send.is_ready() {
+            pool.put(send, conn);
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(pool.finish_upload(send, conn));
         }
     }
 }
@@ -247,7 +269,12 @@ impl HttpBody for PooledBody {
         }
         match &frame {
             Poll::Ready(None) => this.release(cx),
-            Poll::Ready(Some(Ok(_))) if this.incoming.is_end_stream() => this.release(cx),
+            // hyper's server stops polling after trailers, so they count as the end.
+            Poll::Ready(Some(Ok(frame)))
+                if frame.is_trailers() || this.incoming.is_end_stream() =>
+            {
+                this.release(cx)
+            }
             Poll::Ready(Some(Err(_))) => this.conn = None,
             _ => {}
         }
